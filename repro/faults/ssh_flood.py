@@ -1,0 +1,150 @@
+"""N concurrent bulk ssh streams from a client host to a target (the incident's load).
+
+Model: each stream is the postmortem's `cat /dev/zero | ssh TARGET 'cat > /dev/null'`,
+run on the client host in its own process group. The flood has two phases:
+
+1. *Log in.* Streams log in a few at a time (sshd's default `MaxStartups
+   10:30:100` refuses a share of simultaneous unauthenticated connections);
+   a refused login is retried. A stream is up once the remote side has
+   written its marker, i.e. the session is authenticated and `cat` runs.
+2. *Go.* Once every stream is up (or the login budget is spent), a flag file
+   releases all the local `cat /dev/zero` at once: N streams carry bulk data
+   concurrently, as in the incident.
+
+Per-stream bytes are the `wchar` of each stream's local `cat` (bytes pushed
+into the ssh pipe), sampled into the history. Fewer streams up than asked is
+a shortfall; the checker decides whether the target's own collapse explains it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from repro.faults.base import Applied
+from repro.history import History
+from repro.hosts.base import Host
+
+LOGIN_BATCH = 5          # concurrent unauthenticated logins, well under MaxStartups' 10
+LOGIN_ATTEMPTS = 4
+LOGIN_TIMEOUT_S = 15.0
+FLOOD_DIR = "/tmp/repro-flood"
+
+
+@dataclass(frozen=True)
+class StreamSample:
+    stream: int
+    up: bool
+    exited: bool
+    bytes: int
+
+
+# One stream, run as `setsid sh stream.sh I TARGET &` in its own process group.
+STREAM_SH = r"""d=$(dirname "$0"); i=$1; target=$2
+echo $$ > "$d/$i.pgid"
+sh -c 'echo $$ > "$1/$2.pid"; while [ ! -e "$1/go" ]; do sleep 0.05; done; exec cat /dev/zero' \
+    _ "$d" "$i" \
+  | nice -n 10 ssh -o ConnectTimeout=10 "$target" 'echo up >&2; exec cat > /dev/null' 2> "$d/$i.err"
+echo $? > "$d/$i.rc"
+"""
+
+
+def _stream_command(i: int, target: str) -> str:
+    return (f"rm -f {FLOOD_DIR}/{i}.*\n"
+            f"setsid sh {FLOOD_DIR}/stream.sh {i} {target} < /dev/null > /dev/null 2>&1 &")
+
+
+_POLL = (
+    "for f in " + FLOOD_DIR + "/[0-9]*.pgid; do [ -e \"$f\" ] || continue; i=$(basename $f .pgid); "
+    "up=0; grep -qs up " + FLOOD_DIR + "/$i.err && up=1; "
+    "rc=$(cat " + FLOOD_DIR + "/$i.rc 2>/dev/null); "
+    "p=$(cat " + FLOOD_DIR + "/$i.pid 2>/dev/null); "
+    "b=$(awk '/^wchar/{print $2}' /proc/$p/io 2>/dev/null); "
+    "echo \"$i $up ${rc:--} ${b:-0}\"; done"
+)
+
+
+@dataclass
+class SshFlood:
+    client: Host
+    target: Host
+    streams: int
+    history: History
+    name: str = "ssh_flood"
+    started_at: float | None = field(default=None, init=False)
+    up: set[int] = field(default_factory=set, init=False)
+    last_bytes: dict[int, int] = field(default_factory=dict, init=False)
+    bytes_at_go: dict[int, int] = field(default_factory=dict, init=False)
+
+    @property
+    def target_name(self) -> str:
+        return self.target.name
+
+    def poll(self) -> list[StreamSample]:
+        res = self.client.run(_POLL, timeout=10, check=False)
+        samples = []
+        for line in res.stdout.splitlines():
+            i, up, rc, b = line.split()
+            sample = StreamSample(int(i), up == "1", rc != "-", int(b))
+            # a dead stream's /proc entry is gone: keep the last count it reached
+            self.last_bytes[sample.stream] = max(self.last_bytes.get(sample.stream, 0),
+                                                 sample.bytes)
+            samples.append(sample)
+        return samples
+
+    def _log_in(self, pending: list[int]) -> None:
+        for attempt in range(LOGIN_ATTEMPTS):
+            for start in range(0, len(pending), LOGIN_BATCH):
+                batch = pending[start:start + LOGIN_BATCH]
+                self.client.run("\n".join(_stream_command(i, self.target.address)
+                                           for i in batch), timeout=10)
+                self._wait_batch(set(batch))
+            pending = [i for i in pending if i not in self.up]
+            if not pending:
+                return
+            self.history.append("note", self.target.name,
+                                text=f"{len(pending)} ssh logins refused or slow; retry "
+                                     f"{attempt + 1}/{LOGIN_ATTEMPTS - 1}")
+            self.client.run("; ".join(f"kill -KILL -$(cat {FLOOD_DIR}/{i}.pgid) 2>/dev/null"
+                                      for i in pending) + "; true", timeout=10)
+
+    def _wait_batch(self, batch: set[int]) -> None:
+        deadline = time.monotonic() + LOGIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            samples = {s.stream: s for s in self.poll() if s.stream in batch}
+            self.up |= {i for i, s in samples.items() if s.up and not s.exited}
+            if all(i in samples and (samples[i].up or samples[i].exited) for i in batch):
+                return
+            time.sleep(0.1)  # condition poll cadence
+
+    def inject(self) -> Applied:
+        self.client.run(f"rm -rf {FLOOD_DIR}; mkdir -p {FLOOD_DIR}", timeout=10)
+        self.client.put(STREAM_SH.encode(), f"{FLOOD_DIR}/stream.sh", 0o755)
+        self._log_in(list(range(1, self.streams + 1)))
+        for s in self.poll():
+            self.bytes_at_go[s.stream] = s.bytes
+        self.client.run(f"touch {FLOOD_DIR}/go", timeout=10)
+        self.started_at = self.history.now()
+        applied = Applied(self.name, self.target.name,
+                          {"streams": self.streams, "client": self.client.name},
+                          {"streams_up": len(self.up)})
+        if len(self.up) < self.streams:
+            applied.shortfall = (f"only {len(self.up)}/{self.streams} ssh streams logged in "
+                                 f"to {self.target.name}")
+        return applied
+
+    def sample(self) -> list[StreamSample]:
+        """Record one counter sample per stream in the history."""
+        samples = self.poll()
+        t = self.history.now()
+        for s in samples:
+            self.history.append("stream", self.target.name, t=t, stream=s.stream, up=s.up,
+                                alive=not s.exited, bytes=self.last_bytes.get(s.stream, s.bytes),
+                                bytes_at_go=self.bytes_at_go.get(s.stream, 0))
+        return samples
+
+    def heal(self) -> None:
+        self.client.run(
+            f"for f in {FLOOD_DIR}/*.pgid; do [ -e \"$f\" ] && kill -KILL -$(cat $f) 2>/dev/null;"
+            f" done; pkill -KILL -f 'cat /dev/zero' ; rm -rf {FLOOD_DIR}; true",
+            timeout=15, check=False)

@@ -1,0 +1,226 @@
+"""Docker hosts: containers from the base image on a bridge network of the run.
+
+Model: one bridge network per run (`repro-<short>-net`, Linux bridge `rp<short>br`,
+its own subnet chosen by Docker's IPAM) and one container per role
+(`repro-<short>-<role>`), each running sshd with the image's baked Ed25519 host
+key and the run's login key in authorized_keys. Containers get NET_ADMIN (faults
+act inside their own network namespace) and conntrack accounting on.
+
+Control goes through `docker exec` (the SDK): it keeps working when a fault has
+cut the host off the network, which is exactly when heal and cleanup must run.
+`ssh()` gives the path a user takes: a fabric Connection to sshd.
+A host is ready when sshd accepts a real login with the run's key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shlex
+import tarfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+import docker.errors
+import paramiko
+
+from repro import names
+from repro.errors import HostCommandError, PrerequisiteError, ProvisionError
+from repro.hosts.base import CommandResult, Host
+from repro.hosts.sshlogin import SSH_CLIENT_CONFIG, connection, wait_for_login
+
+if TYPE_CHECKING:
+    import fabric
+    from docker.models.containers import Container
+    from docker.models.networks import Network
+
+    from repro.run import Run
+
+BASE_IMAGE = "repro-base:latest"
+API_TIMEOUT_S = 120
+READY_TIMEOUT_S = 30.0
+TIMED_OUT = (124, 137)  # exit codes of coreutils `timeout` (TERM, then KILL)
+
+
+def client() -> docker.DockerClient:
+    try:
+        c = docker.from_env(timeout=API_TIMEOUT_S)
+        c.ping()
+        return c
+    except docker.errors.DockerException as exc:
+        raise PrerequisiteError("the Docker daemon does not answer",
+                                "run setup/setup.sh docker (it starts dockerd)") from exc
+
+
+@dataclass
+class DockerHost:
+    name: str
+    role: str
+    address: str
+    container: Container
+    run_ctx: Run
+
+    def run(self, command: str, *, timeout: float, check: bool = True,
+            env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> CommandResult:
+        if stdin is not None:
+            spool = f"/tmp/repro-stdin-{time.monotonic_ns()}"
+            self.put(stdin, spool, mode=0o600)
+            command = f"( {command} ) < {spool}; rc=$?; rm -f {spool}; exit $rc"
+        argv = ["timeout", "-k", "2", f"{timeout:.3f}", "sh", "-c", command]
+        started = time.monotonic()
+        try:
+            result = self.container.exec_run(argv, environment=dict(env or {}), demux=True)
+        except docker.errors.APIError as exc:
+            raise HostCommandError(self.name, command, None, str(exc)) from exc
+        out, err = result.output if result.output else (b"", b"")
+        code: int | None = result.exit_code
+        if code in TIMED_OUT and time.monotonic() - started >= timeout:
+            code = None
+        res = CommandResult(self.name, command, code, (out or b"").decode(errors="replace"),
+                            (err or b"").decode(errors="replace"), time.monotonic() - started)
+        if check and not res.ok:
+            raise HostCommandError(self.name, command, code, res.stdout + res.stderr)
+        return res
+
+    def put(self, data: bytes | Path, remote: str, mode: int = 0o644) -> None:
+        payload = data.read_bytes() if isinstance(data, Path) else data
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(Path(remote).name)
+            info.size, info.mode, info.mtime = len(payload), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(payload))
+        if not self.container.put_archive(str(Path(remote).parent), buf.getvalue()):
+            raise HostCommandError(self.name, f"put {remote}", 1, "put_archive refused")
+
+    def get(self, remote: str, local: Path) -> None:
+        stream, _ = self.container.get_archive(remote)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.getmembers()[0]
+            extracted = tar.extractfile(member)
+            if extracted is None:
+                raise HostCommandError(self.name, f"get {remote}", 1, "not a regular file")
+            local.write_bytes(extracted.read())
+
+    def url(self) -> str:
+        return f"docker://{self.name}"
+
+    def console(self) -> Path | None:
+        return None  # containers have no console of their own; sshd's log is kept at teardown
+
+    def ssh(self) -> fabric.Connection:
+        return connection(self.address, self.run_ctx.key.private_path)
+
+
+class DockerProvider:
+    name = "docker"
+
+    @contextlib.contextmanager
+    def hosts(self, run: Run, roles: Sequence[str]) -> Iterator[dict[str, Host]]:
+        dc = client()
+        try:
+            dc.images.get(BASE_IMAGE)
+        except docker.errors.ImageNotFound as exc:
+            raise PrerequisiteError(f"the base host image {BASE_IMAGE} is missing",
+                                    "run setup/setup.sh image") from exc
+        labels = names.run_labels(run.run_id)
+        network = dc.networks.create(
+            run.name("net"), driver="bridge", labels=labels, check_duplicate=True,
+            options={"com.docker.network.bridge.name": run.iface("br")})
+        containers: list[Container] = []
+        try:
+            with ThreadPoolExecutor(max_workers=min(8, len(roles))) as pool:
+                futures = [pool.submit(_start, dc, run, network, role, labels, containers)
+                           for role in roles]
+                started = [f.result() for f in futures]  # first failure raises here
+            yield {h.role: h for h in started}
+        finally:
+            _save_logs(run, containers)
+            for c in containers:
+                with contextlib.suppress(docker.errors.NotFound):
+                    c.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                network.remove()
+
+
+def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
+           labels: dict[str, str], started: list[Container]) -> DockerHost:
+    name = run.name(role)
+    try:
+        container = dc.containers.create(
+            BASE_IMAGE, name=name, hostname=role, labels=labels, detach=True,
+            network=network.name, cap_add=["NET_ADMIN", "NET_RAW"],
+            sysctls={"net.netfilter.nf_conntrack_acct": "1"})
+    except docker.errors.APIError as exc:
+        raise ProvisionError(f"{name}: could not create container: {exc}") from exc
+    started.append(container)
+    host = DockerHost(name=name, role=role, address="", container=container, run_ctx=run)
+    _install_login(host, run)
+    container.start()
+    container.reload()
+    host.address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+    try:
+        wait_for_login(host.address, run.key.private_path, READY_TIMEOUT_S)
+    except (ProvisionError, paramiko.SSHException) as exc:
+        raise ProvisionError(f"{name}: sshd did not accept a login within "
+                             f"{READY_TIMEOUT_S:.0f} s: {exc}") from exc
+    return host
+
+
+def _install_login(host: DockerHost, run: Run) -> None:
+    """authorized_keys for the runner, and the same key for host-to-host ssh inside the run."""
+    host.put((run.key.public_line + "\n").encode(), "/root/.ssh/authorized_keys", 0o600)
+    host.put(run.key.private_bytes, "/root/.ssh/id_ed25519", 0o600)
+    host.put(SSH_CLIENT_CONFIG.encode(), "/root/.ssh/config", 0o600)
+
+
+def _save_logs(run: Run, containers: list[Container]) -> None:
+    outdir = run.reports / "hosts"
+    for c in containers:
+        with contextlib.suppress(Exception):
+            outdir.mkdir(parents=True, exist_ok=True)
+            (outdir / f"{c.name}.log").write_bytes(c.logs(tail=2000))
+
+
+def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
+    """Remove containers, networks, volumes and images of dead runs (or of all runs)."""
+    try:
+        dc = docker.from_env(timeout=API_TIMEOUT_S)
+        dc.ping()
+    except docker.errors.DockerException:
+        return []
+    removed: list[str] = []
+    flt = {"label": names.LABEL_RUN}
+
+    def dead(obj: Any) -> bool:
+        return all_runs or obj.labels.get(names.LABEL_RUN) not in live_run_ids
+
+    for c in dc.containers.list(all=True, filters=flt):
+        if dead(c):
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
+                removed.append(f"container {c.name}")
+    for n in dc.networks.list(filters=flt):
+        if dead(n):
+            with contextlib.suppress(docker.errors.NotFound):
+                n.remove()
+                removed.append(f"network {n.name}")
+    for v in dc.volumes.list(filters=flt):
+        if dead(v):
+            with contextlib.suppress(docker.errors.NotFound):
+                v.remove(force=True)
+                removed.append(f"volume {v.name}")
+    for img in dc.images.list(filters=flt):
+        if dead(img):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                dc.images.remove(img.id, force=True)
+                removed.append(f"image {','.join(img.tags) or img.short_id}")
+    return removed
+
+
+def quote(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)

@@ -1,0 +1,129 @@
+"""The mtu_wedge run: provision, apply host init, flood, observe, judge.
+
+Roles: `target` (the build server under test) and `client` (the source of
+the flood). The observer is the runner itself: outside the target and
+outside the flood's connections. Steps:
+
+1. start both hosts; run the configuration's `host_init` on each (as root);
+2. record what the hosts look like afterwards (MTU, confirmed by DF probes);
+3. heartbeat the target until it has a baseline of healthy samples;
+4. log the flood's N streams in, release them together, sample their byte
+   counters for `duration_s`, stop them (heal);
+5. keep observing for a short settle time, then judge the history.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from repro.checks import Outcome, Verdict, run_checker
+from repro.errors import HostCommandError
+from repro.faults.base import injected
+from repro.faults.mtu import df_probe, read_mtu
+from repro.faults.ssh_flood import SshFlood
+from repro.history import History
+from repro.hosts import open_hosts
+from repro.hosts.base import Host
+from repro.mtu_wedge import check
+from repro.mtu_wedge.config import MtuWedgeConfig
+from repro.probes.heartbeat import Heartbeat
+from repro.report.results import IncidentResult
+from repro.run import Run
+
+INCIDENT = "mtu_wedge"
+BASELINE_SAMPLES = 4
+BASELINE_TIMEOUT_S = 15.0
+SAMPLE_EVERY_S = 0.5
+SETTLE_S = 1.0
+INIT_TIMEOUT_S = 60.0
+
+
+def run(run_ctx: Run, cfg: MtuWedgeConfig, label: str, expect: Outcome = Outcome.PASS
+        ) -> IncidentResult:
+    outdir = run_ctx.reports / INCIDENT / label
+    outdir.mkdir(parents=True, exist_ok=True)
+    history = History(outdir / "history.jsonl")
+    started = time.monotonic()
+    target_name = ""
+    try:
+        with open_hosts(cfg.provider, run_ctx, ["target", "client"]) as hosts:
+            target, client = hosts["target"], hosts["client"]
+            target_name = target.name
+            history.append("host", target.name, event="ready", url=target.url())
+            init_failure = _apply_host_init(hosts.values(), cfg.host_init, history)
+            if init_failure:
+                verdict = Verdict(Outcome.FAIL, (init_failure,), {})
+            else:
+                _observe_network(target, client, history)
+                verdict = _flood_and_observe(run_ctx, cfg, target, client, history)
+    finally:
+        history.close()
+    return IncidentResult(
+        incident=INCIDENT, label=label, configuration=str(cfg.host_init),
+        provider=cfg.provider, verdict=verdict, expected=expect,
+        duration_s=round(time.monotonic() - started, 1),
+        figures=dict(verdict.figures), artefacts={"history": str(outdir / "history.jsonl")},
+        target=target_name)
+
+
+def _apply_host_init(hosts: object, script: Path, history: History) -> str:
+    body = script.read_bytes()
+    for host in hosts:  # type: ignore[attr-defined]
+        host.put(body, "/tmp/repro-host-init.sh", 0o755)
+        res = host.run("sh /tmp/repro-host-init.sh", timeout=INIT_TIMEOUT_S, check=False)
+        history.append("host", host.name, event="init", exit_code=res.exit_code,
+                       output=(res.stdout + res.stderr)[-500:])
+        if not res.ok:
+            return (f"host_init {script.name} failed on {host.name} "
+                    f"(exit {res.exit_code}): {(res.stdout + res.stderr).strip()[-200:]}")
+    return ""
+
+
+def _observe_network(target: Host, client: Host, history: History) -> None:
+    """Record the MTU each host ended up with, confirmed on the wire with DF probes."""
+    for host, peer in ((target, client), (client, target)):
+        try:
+            mtu = read_mtu(host)
+            probe = df_probe(host, peer.address, mtu)
+            history.append("observe", host.name, mtu=mtu, df_confirmed=probe.confirms)
+        except HostCommandError as exc:
+            history.append("note", host.name, text=f"could not read MTU: {exc}")
+
+
+def _flood_and_observe(run_ctx: Run, cfg: MtuWedgeConfig, target: Host, client: Host,
+                       history: History) -> Verdict:
+    params = check.Params(target=target.name, streams=cfg.streams, duration_s=cfg.duration_s,
+                          max_gap_s=cfg.max_gap_s)
+    heartbeat = Heartbeat(history, target.name, target.address, run_ctx.key.private_path,
+                          interval_s=cfg.heartbeat_interval_s,
+                          timeout_s=max(1.0, 2 * cfg.heartbeat_interval_s))
+    with heartbeat:
+        if not _wait_baseline(history, target.name):
+            return Verdict(Outcome.INCONCLUSIVE,
+                           (f"no healthy heartbeat from {target.name} before the flood",), {})
+        flood = SshFlood(client=client, target=target, streams=cfg.streams, history=history)
+        with injected(flood, history):
+            end = time.monotonic() + cfg.duration_s
+            while time.monotonic() < end:
+                flood.sample()
+                time.sleep(min(SAMPLE_EVERY_S, max(0.0, end - time.monotonic())))  # sampling cadence
+            flood.sample()
+        time.sleep(SETTLE_S)  # observation window after the flood, not synchronisation
+    return run_checker(check.check, history.events(), params)
+
+
+def _wait_baseline(history: History, host: str) -> bool:
+    deadline = time.monotonic() + BASELINE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        healthy = [e for e in history.events() if e.kind == "probe" and e.host == host
+                   and e.get("ok")]
+        if len(healthy) >= BASELINE_SAMPLES:
+            return True
+        time.sleep(0.05)  # condition poll
+    return False
+
+
+def with_host_init(cfg: MtuWedgeConfig, script: Path) -> MtuWedgeConfig:
+    return replace(cfg, host_init=script)

@@ -1,0 +1,32 @@
+"""mtu_wedge: both directions.
+
+- the configuration under test (fixtures/default.toml, or --repro-config) must pass;
+- the pre-fix fixture (MTU 1400 + the emulated driver failure) must be flagged:
+  if it stops failing, the reproduction has gone stale, which is a finding.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from repro.checks import Outcome
+from repro.mtu_wedge import scenario
+
+pytestmark = [pytest.mark.mtu, pytest.mark.docker]
+
+
+def test_configuration_under_test(repro_settings, repro_run, repro_results):
+    cfg = repro_settings.for_incident("mtu_wedge")
+    result = scenario.run(repro_run, cfg, "under test")
+    repro_results.record(result)
+    assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
+
+
+def test_prefix_fixture_is_flagged(repro_settings, repro_run, repro_results):
+    cfg = repro_settings.with_fixture("mtu_wedge", "host_init", "mtu_wedge/prefix.sh")
+    result = scenario.run(repro_run, cfg, "prefix fixture", expect=Outcome.FAIL)
+    repro_results.record(result)
+    assert result.verdict.outcome is Outcome.FAIL, (
+        "stale reproduction: the pre-fix configuration was not flagged\n"
+        + result.verdict.describe())
+    assert any("dropped off the network" in r for r in result.verdict.reasons)

@@ -1,0 +1,1 @@
+"""Probes: observers outside the hosts that append samples to the history."""

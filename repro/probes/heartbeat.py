@@ -1,0 +1,118 @@
+"""Heartbeat: is the host reachable, and is it still the same boot?
+
+Model: a thread on the runner (outside the host, outside the flood's
+connections) that every `interval_s` does two things against the target:
+
+  tcp   connect to port 22 and read the sshd banner
+  ssh   one round trip on a long-lived ssh session: read the boot id
+
+and appends one `probe` event per round: tcp_ok, ssh_ok, ok (= both),
+rtt_s of the ssh round trip, boot_id. A round that takes longer than the
+interval is followed immediately by the next; each check has its own timeout
+so a dead network shows as failed samples, never as a hung observer. A boot
+id that changes is a reboot, even if the host answers again (the blind spot
+of the first postmortem).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from repro.history import History
+from repro.hosts.sshlogin import connect_kwargs
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+@dataclass
+class Heartbeat:
+    history: History
+    host_name: str
+    address: str
+    key_path: Path
+    interval_s: float = 0.25
+    timeout_s: float = 1.0
+    port: int = 22
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+    _client: paramiko.SSHClient | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{self.host_name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=self.timeout_s * 4 + 5)
+        self._close()
+
+    def __enter__(self) -> Heartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _loop(self) -> None:
+        next_round = time.monotonic()
+        while not self._stop.is_set():
+            self.sample()
+            next_round += self.interval_s
+            delay = next_round - time.monotonic()
+            if delay < 0:
+                next_round = time.monotonic()
+            elif self._stop.wait(delay):
+                break
+
+    def sample(self) -> None:
+        tcp_ok = self._tcp()
+        ssh_ok, rtt, boot = self._ssh()
+        self.history.append("probe", self.host_name, tcp_ok=tcp_ok, ssh_ok=ssh_ok,
+                            ok=tcp_ok and ssh_ok, rtt_s=round(rtt, 4) if rtt else None,
+                            boot_id=boot)
+
+    def _tcp(self) -> bool:
+        try:
+            with socket.create_connection((self.address, self.port), timeout=self.timeout_s) as s:
+                s.settimeout(self.timeout_s)
+                return s.recv(64).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def _ssh(self) -> tuple[bool, float | None, str | None]:
+        started = time.monotonic()
+        try:
+            client = self._session()
+            _, stdout, _ = client.exec_command(f"cat {BOOT_ID}", timeout=self.timeout_s)
+            boot = stdout.read().decode().strip()
+            if stdout.channel.recv_exit_status() != 0 or not boot:
+                raise paramiko.SSHException("no boot id")
+            return True, time.monotonic() - started, boot
+        except (OSError, paramiko.SSHException, EOFError):
+            self._close()  # the next round logs in afresh
+            return False, None, None
+
+    def _session(self) -> paramiko.SSHClient:
+        if self._client is None:
+            client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            kwargs = connect_kwargs(self.key_path) | {
+                "timeout": self.timeout_s, "banner_timeout": self.timeout_s,
+                "auth_timeout": self.timeout_s}
+            client.connect(self.address, port=self.port, username="root",
+                           **kwargs)  # type: ignore[arg-type]
+            self._client = client
+        return self._client
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

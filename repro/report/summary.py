@@ -1,0 +1,68 @@
+"""summary.md and junit.xml from a run's results.
+
+The table's columns are shared by every incident; figures an incident
+measures beyond them are listed per result under the table.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from tabulate import tabulate
+
+from repro.report.results import IncidentResult
+
+COLUMNS = ["incident", "configuration", "expected", "verdict", "ok", "longest gap s",
+           "streams up/asked", "MB moved", "duration s"]
+
+
+def rows(results: list[IncidentResult]) -> list[list[object]]:
+    out = []
+    for r in results:
+        f = r.figures
+        streams = (f"{f['streams_up']}/{f['streams_asked']}" if "streams_up" in f else "")
+        out.append([r.incident, f"{r.label}: {Path(r.configuration).name}", r.expected.value,
+                    r.verdict.outcome.value, "yes" if r.as_expected else "NO",
+                    f.get("longest_gap_s", ""), streams, f.get("mb_moved", ""), r.duration_s])
+    return out
+
+
+def table(results: list[IncidentResult], fmt: str = "github") -> str:
+    return tabulate(rows(results), headers=COLUMNS, tablefmt=fmt)
+
+
+def write_markdown(results: list[IncidentResult], path: Path, run_id: str) -> None:
+    lines = [f"# repro run {run_id}", "",
+             "Each incident runs its configuration under test (expected: pass) and its "
+             "pre-fix fixture (expected: fail). `ok` says whether the verdict was the "
+             "expected one.", "", table(results), ""]
+    for r in results:
+        lines.append(f"## {r.incident} — {r.label} ({r.verdict.outcome.value})")
+        lines.append("")
+        lines.append(f"- configuration: `{r.configuration}` on `{r.provider}`")
+        for reason in r.verdict.reasons:
+            lines.append(f"- {reason}")
+        if r.figures:
+            lines.append("")
+            lines.append(tabulate(sorted(r.figures.items()), headers=["figure", "value"],
+                                  tablefmt="github"))
+        if r.artefacts:
+            lines.append("")
+            lines.extend(f"- {name}: `{p}`" for name, p in r.artefacts.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def write_junit(results: list[IncidentResult], path: Path, run_id: str) -> None:
+    suite = ET.Element("testsuite", name=f"repro {run_id}", tests=str(len(results)),
+                       failures=str(sum(not r.as_expected for r in results)))
+    for r in results:
+        case = ET.SubElement(suite, "testcase", classname=f"repro.{r.incident}", name=r.label,
+                             time=str(r.duration_s))
+        if not r.as_expected:
+            failure = ET.SubElement(case, "failure",
+                                    message=f"expected {r.expected.value}, got "
+                                            f"{r.verdict.outcome.value}")
+            failure.text = "\n".join(r.verdict.reasons)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
