@@ -1,0 +1,34 @@
+"""What of the harness is on this machine right now (the before-stop hook's view)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+
+def _out(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout
+
+
+def leftovers(run_short: str | None = None) -> list[str]:
+    """Harness objects of one run (by short id) or of every run."""
+    tag = run_short or r"[0-9a-f]{4}"
+    found = []
+    found += [f"container {n}" for n in _out(["docker", "ps", "-a", "--format", "{{.Names}}",
+                                              "--filter", "label=repro.run"]).split()
+              if re.match(rf"repro-{tag}", n)]
+    found += [f"network {n}" for n in _out(["docker", "network", "ls", "--format", "{{.Name}}",
+                                            "--filter", "label=repro.run"]).split()
+              if re.match(rf"repro-{tag}", n)]
+    found += [f"interface {m}" for m in re.findall(rf"^\d+: (rp{tag}\w*)",
+                                                   _out(["ip", "-o", "link"]), re.M)]
+    found += [f"netns {n}" for n in _out(["ip", "netns", "list"]).split()
+              if re.match(rf"repro-{tag}", n)]
+    found += [f"nft {t}" for t in re.findall(rf"^table \w+ (repro[_-]{tag}\w*)",
+                                             _out(["nft", "list", "tables"]), re.M)]
+    found += [f"scratch {p}" for p in Path("/tmp").glob("repro-*")
+              if re.fullmatch(rf"repro-{tag}", p.name)]
+    found += [f"qemu {line}" for line in _out(["pgrep", "-af", f"qemu-system.*repro-{tag}"])
+              .splitlines()]
+    return found

@@ -1,0 +1,31 @@
+"""Shared checker helpers: liveness gaps and reboots."""
+
+from __future__ import annotations
+
+from repro.checks import Outcome, Verdict, liveness_gaps, reboots
+from tests.histories import heartbeat
+
+
+def test_gap_runs_from_last_alive_to_next_alive():
+    (gap,) = liveness_gaps(heartbeat("h", 0, 5, every=0.5, down=(2.0, 3.0)))
+    assert (gap.start, gap.end, gap.ongoing) == (1.5, 3.0, False)
+
+
+def test_gap_still_open_at_end_is_ongoing_until_end():
+    (gap,) = liveness_gaps(heartbeat("h", 0, 5, every=0.5, down=(4.0, 99)), end=8.0)
+    assert gap.ongoing and gap.start == 3.5 and gap.end == 8.0
+
+
+def test_gaps_are_per_host():
+    samples = heartbeat("a", 0, 4, down=(1, 2)) + heartbeat("b", 0, 4)
+    assert {g.host for g in liveness_gaps(samples)} == {"a"}
+
+
+def test_reboot_detected_from_boot_id():
+    (change,) = reboots(heartbeat("h", 0, 4, reboot_at=2.0))
+    assert change[0] == "h" and change[2:] == ("boot-a", "boot-b")
+
+
+def test_inconclusive_wins_over_fail():
+    v = Verdict.judge(["gap"], ["fault missed"], {})
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reasons == ("fault missed", "gap")

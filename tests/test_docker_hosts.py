@@ -1,0 +1,62 @@
+"""Docker backend: parallel start, readiness by login, failure cleanup, MTU fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repro.errors import ProvisionError
+from repro.faults.base import injected
+from repro.faults.mtu import MtuFault, read_mtu
+from repro.history import History
+from repro.hosts import open_hosts
+from repro.run import start_run
+from tests.leftovers import leftovers
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    r = start_run(tmp_path / "reports")
+    yield r
+    r.close()
+
+
+def test_hosts_start_in_parallel_log_in_and_reach_each_other(run):
+    with open_hosts("docker", run, ["a", "b", "c"]) as hosts:
+        assert set(hosts) == {"a", "b", "c"}
+        a, b = hosts["a"], hosts["b"]
+        assert a.url() == f"docker://{run.name('a')}"
+        # host-to-host ssh with the run's key, as the flood does
+        assert a.run(f"ssh {b.address} hostname", timeout=15).stdout.strip() == "b"
+        with a.ssh() as conn:
+            assert conn.run("cat /proc/sys/kernel/random/boot_id", hide=True, in_stream=False).stdout.strip()
+        assert a.run("sleep 5", timeout=0.5, check=False).exit_code is None  # timed out
+    assert leftovers(run.short) == [f"scratch /tmp/{run.name()}"]
+
+
+def test_a_host_that_fails_to_start_takes_the_others_down(run):
+    with pytest.raises(ProvisionError), open_hosts("docker", run, ["good", "bad/role"]):
+        pass
+    assert leftovers(run.short) == [f"scratch /tmp/{run.name()}"]
+
+
+def test_mtu_fault_is_confirmed_by_df_probes_and_healed(run, tmp_path):
+    history = History(tmp_path / "h.jsonl")
+    with open_hosts("docker", run, ["x", "y"]) as hosts:
+        x, y = hosts["x"], hosts["y"]
+        before = read_mtu(x)
+        with injected(MtuFault(x, y.address, 1400), history) as applied:
+            assert applied.effective, applied.shortfall
+            assert applied.measured == {"mtu": 1400, "df_fits": True, "df_too_big_refused": True}
+        assert read_mtu(x) == before
+        # a path where the DF probe cannot get through is reported as a shortfall
+        y.run("nft add table inet repro_t && nft 'add chain inet repro_t in "
+              "{ type filter hook input priority 0; }' && nft add rule inet repro_t in "
+              "meta l4proto icmp drop", timeout=10)
+        with injected(MtuFault(x, y.address, 1400), history) as applied:
+            assert not applied.effective and "DF probe does not confirm" in applied.shortfall
+    kinds = [e.kind for e in history.events()]
+    assert kinds.count("fault.start") == kinds.count("fault.stop") == 2

@@ -1,0 +1,83 @@
+"""The mtu_wedge oracle on hand-written histories: every branch of the verdict."""
+
+from __future__ import annotations
+
+from repro.checks import Outcome, run_checker
+from repro.mtu_wedge.check import Params, check
+from tests.histories import ev, heartbeat
+
+T = "repro-ab12-target"
+P = Params(target=T, streams=3, duration_s=8.0, max_gap_s=2.0)
+
+
+def flood(start: float = 1.0, stop: float = 9.0, up: int = 3, moved: int = 50_000_000,
+          streams: int = 3) -> list:
+    events = [ev(start, "fault.start", T, fault="ssh_flood", measured={"streams_up": up})]
+    for i in range(1, streams + 1):
+        events.append(ev(start + 0.1, "stream", T, stream=i, up=i <= up, alive=True, bytes=0,
+                         bytes_at_go=0))
+        events.append(ev(stop - 0.1, "stream", T, stream=i, up=i <= up, alive=True,
+                         bytes=moved, bytes_at_go=0))
+    events.append(ev(stop, "fault.stop", T, fault="ssh_flood"))
+    return events
+
+
+def test_healthy_host_passes():
+    v = check(heartbeat(T, 0, 10) + flood(), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["streams_up"] == 3 and v.figures["longest_gap_s"] <= 0.25
+
+
+def test_short_gap_within_limit_passes():
+    v = check(heartbeat(T, 0, 10, down=(3.0, 4.0)) + flood(), P)
+    assert v.outcome is Outcome.PASS
+    assert 1.0 <= v.figures["longest_gap_s"] <= 1.5
+
+
+def test_host_that_drops_off_fails_naming_host_gap_and_start():
+    v = check(heartbeat(T, 0, 10, down=(2.5, 99)) + flood(), P)
+    assert v.outcome is Outcome.FAIL
+    (reason,) = v.reasons
+    assert T in reason and "dropped off the network" in reason
+    assert "7.75 s" in reason and "+1.25 s after the flood began" in reason
+    assert "had not come back" in reason
+
+
+def test_reboot_is_caught_even_when_host_answers_again():
+    v = check(heartbeat(T, 0, 10, reboot_at=5.0) + flood(), P)
+    assert v.outcome is Outcome.FAIL
+    assert any("rebooted" in r and "boot id boot-a -> boot-b" in r for r in v.reasons)
+
+
+def test_too_few_streams_on_reachable_host_is_inconclusive():
+    v = check(heartbeat(T, 0, 10) + flood(up=2), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("only 2/3 ssh streams" in r for r in v.reasons)
+
+
+def test_too_few_streams_because_host_vanished_is_a_failure():
+    v = check(heartbeat(T, 0, 10, down=(1.5, 99)) + flood(up=2), P)
+    assert v.outcome is Outcome.FAIL
+
+
+def test_stream_that_moved_nothing_is_inconclusive():
+    v = check(heartbeat(T, 0, 10) + flood(moved=1000), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("moved less than 1 MiB" in r for r in v.reasons)
+
+
+def test_flood_cut_short_is_inconclusive():
+    v = check(heartbeat(T, 0, 10) + flood(stop=4.0), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("lasted" in r for r in v.reasons)
+
+
+def test_no_observation_is_never_a_pass():
+    assert check(flood(), P).outcome is Outcome.INCONCLUSIVE
+    assert check(heartbeat(T, 0, 10), P).outcome is Outcome.INCONCLUSIVE
+
+
+def test_a_crashing_checker_gives_unknown():
+    broken = [ev(1.0, "fault.start", T, fault="ssh_flood", measured="not a dict")]
+    v = run_checker(check, heartbeat(T, 0, 10) + broken, P)
+    assert v.outcome is Outcome.UNKNOWN and "checker crashed" in v.reasons[0]
