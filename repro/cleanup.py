@@ -39,7 +39,7 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return not Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is dead
 
 
 def live_runs() -> dict[str, str]:

@@ -115,8 +115,7 @@ def build(schema: type[T], table: dict[str, Any], *, incident: str, config: Conf
             values[name] = overrides[name]
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError("required key is missing", path=where, key=f"{incident}.{name}")
-        elif hints[name] is Path or (f.default is not dataclasses.MISSING
-                                     and isinstance(f.default, str) and hints[name] != str):
+        elif isinstance(f.default, Path):
             values[name] = _coerce(f.default, hints[name], FIXTURES, "built-in defaults",
                                    f"{incident}.{name}")
     obj = schema(**values)

@@ -32,7 +32,8 @@ def test_hosts_start_in_parallel_log_in_and_reach_each_other(run):
         # host-to-host ssh with the run's key, as the flood does
         assert a.run(f"ssh {b.address} hostname", timeout=15).stdout.strip() == "b"
         with a.ssh() as conn:
-            assert conn.run("cat /proc/sys/kernel/random/boot_id", hide=True, in_stream=False).stdout.strip()
+            boot = conn.run("cat /proc/sys/kernel/random/boot_id", hide=True, in_stream=False)
+            assert boot.stdout.strip()
         assert a.run("sleep 5", timeout=0.5, check=False).exit_code is None  # timed out
     assert leftovers(run.short) == [f"scratch /tmp/{run.name()}"]
 

@@ -83,8 +83,8 @@ PROVIDERS: dict[str, str] = {
 def get_provider(name: str) -> Provider:
     target = PROVIDERS.get(name)
     if target is None:
-        raise ConfigError(f"unknown provider {name!r}; choose one of {', '.join(sorted(PROVIDERS))}",
-                          key="provider")
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigError(f"unknown provider {name!r}; choose one of {known}", key="provider")
     module_name, attr = target.split(":")
     try:
         module = importlib.import_module(module_name)

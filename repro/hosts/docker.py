@@ -64,6 +64,7 @@ class DockerHost:
     address: str
     container: Container
     run_ctx: Run
+    ready_s: float = 0.0  # from `docker create` to the first accepted login
 
     def run(self, command: str, *, timeout: float, check: bool = True,
             env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> CommandResult:
@@ -89,13 +90,18 @@ class DockerHost:
 
     def put(self, data: bytes | Path, remote: str, mode: int = 0o644) -> None:
         payload = data.read_bytes() if isinstance(data, Path) else data
+        self.put_many(str(Path(remote).parent), {Path(remote).name: (payload, mode)})
+
+    def put_many(self, directory: str, files: Mapping[str, tuple[bytes, int]]) -> None:
+        """Several files into one directory in one API call (name -> (content, mode))."""
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(Path(remote).name)
-            info.size, info.mode, info.mtime = len(payload), mode, int(time.time())
-            tar.addfile(info, io.BytesIO(payload))
-        if not self.container.put_archive(str(Path(remote).parent), buf.getvalue()):
-            raise HostCommandError(self.name, f"put {remote}", 1, "put_archive refused")
+            for name, (payload, mode) in files.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(payload), mode, int(time.time())
+                tar.addfile(info, io.BytesIO(payload))
+        if not self.container.put_archive(directory, buf.getvalue()):
+            raise HostCommandError(self.name, f"put {directory}", 1, "put_archive refused")
 
     def get(self, remote: str, local: Path) -> None:
         stream, _ = self.container.get_archive(remote)
@@ -150,6 +156,7 @@ class DockerProvider:
 def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
            labels: dict[str, str], started: list[Container]) -> DockerHost:
     name = run.name(role)
+    t0 = time.monotonic()
     try:
         container = dc.containers.create(
             BASE_IMAGE, name=name, hostname=role, labels=labels, detach=True,
@@ -165,6 +172,7 @@ def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
     host.address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
     try:
         wait_for_login(host.address, run.key.private_path, READY_TIMEOUT_S)
+        host.ready_s = time.monotonic() - t0
     except (ProvisionError, paramiko.SSHException) as exc:
         raise ProvisionError(f"{name}: sshd did not accept a login within "
                              f"{READY_TIMEOUT_S:.0f} s: {exc}") from exc
@@ -173,9 +181,10 @@ def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
 
 def _install_login(host: DockerHost, run: Run) -> None:
     """authorized_keys for the runner, and the same key for host-to-host ssh inside the run."""
-    host.put((run.key.public_line + "\n").encode(), "/root/.ssh/authorized_keys", 0o600)
-    host.put(run.key.private_bytes, "/root/.ssh/id_ed25519", 0o600)
-    host.put(SSH_CLIENT_CONFIG.encode(), "/root/.ssh/config", 0o600)
+    host.put_many("/root/.ssh", {
+        "authorized_keys": ((run.key.public_line + "\n").encode(), 0o600),
+        "id_ed25519": (run.key.private_bytes, 0o600),
+        "config": (SSH_CLIENT_CONFIG.encode(), 0o600)})
 
 
 def _save_logs(run: Run, containers: list[Container]) -> None:
@@ -197,7 +206,8 @@ def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
     flt = {"label": names.LABEL_RUN}
 
     def dead(obj: Any) -> bool:
-        return all_runs or obj.labels.get(names.LABEL_RUN) not in live_run_ids
+        labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
+        return all_runs or labels.get(names.LABEL_RUN) not in live_run_ids
 
     for c in dc.containers.list(all=True, filters=flt):
         if dead(c):

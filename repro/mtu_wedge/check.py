@@ -45,13 +45,14 @@ def check(events: list[Event], p: Params) -> Verdict:
     streams_up = int(starts[0].get("measured", {}).get("streams_up", 0))
 
     moved = _moved_per_stream(events, p.target)
-    figures = {
+    flood_s = round(flood_end - flood_start, 2)
+    figures: dict[str, object] = {
         "longest_gap_s": round(longest.length, 3) if longest else 0.0,
         "gap_began_s": round(longest.start - flood_start, 3) if longest else None,
         "streams_up": streams_up,
         "streams_asked": p.streams,
         "mb_moved": round(sum(moved.values()) / 1e6, 1),
-        "flood_s": round(flood_end - flood_start, 2),
+        "flood_s": flood_s,
         "probes": len(probes),
         "probe_failures": sum(1 for e in probes if not e.get("ok")),
     }
@@ -74,8 +75,8 @@ def check(events: list[Event], p: Params) -> Verdict:
     if idle and not vanished:
         inconclusive.append(f"streams {idle} moved less than 1 MiB: the flood did not take "
                             "effect")
-    if figures["flood_s"] < p.duration_s - 0.5 and not vanished:
-        inconclusive.append(f"the flood lasted {figures['flood_s']} s, "
+    if flood_s < p.duration_s - 0.5 and not vanished:
+        inconclusive.append(f"the flood lasted {flood_s} s, "
                             f"not the {p.duration_s} s asked")
     return Verdict.judge(failures, inconclusive, figures)
 

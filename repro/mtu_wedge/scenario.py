@@ -97,8 +97,7 @@ def _flood_and_observe(run_ctx: Run, cfg: MtuWedgeConfig, target: Host, client: 
     params = check.Params(target=target.name, streams=cfg.streams, duration_s=cfg.duration_s,
                           max_gap_s=cfg.max_gap_s)
     heartbeat = Heartbeat(history, target.name, target.address, run_ctx.key.private_path,
-                          interval_s=cfg.heartbeat_interval_s,
-                          timeout_s=max(1.0, 2 * cfg.heartbeat_interval_s))
+                          interval_s=cfg.heartbeat_interval_s)
     with heartbeat:
         if not _wait_baseline(history, target.name):
             return Verdict(Outcome.INCONCLUSIVE,
@@ -108,7 +107,8 @@ def _flood_and_observe(run_ctx: Run, cfg: MtuWedgeConfig, target: Host, client: 
             end = time.monotonic() + cfg.duration_s
             while time.monotonic() < end:
                 flood.sample()
-                time.sleep(min(SAMPLE_EVERY_S, max(0.0, end - time.monotonic())))  # sampling cadence
+                # sampling cadence, not synchronisation
+                time.sleep(min(SAMPLE_EVERY_S, max(0.0, end - time.monotonic())))
             flood.sample()
         time.sleep(SETTLE_S)  # observation window after the flood, not synchronisation
     return run_checker(check.check, history.events(), params)

@@ -11,18 +11,22 @@ import pytest
 
 from repro.checks import Outcome
 from repro.mtu_wedge import scenario
+from repro.plugin import Session, Settings
+from repro.run import Run
 
 pytestmark = [pytest.mark.mtu, pytest.mark.docker]
 
 
-def test_configuration_under_test(repro_settings, repro_run, repro_results):
+def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
+                                  repro_results: Session) -> None:
     cfg = repro_settings.for_incident("mtu_wedge")
     result = scenario.run(repro_run, cfg, "under test")
     repro_results.record(result)
     assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
 
 
-def test_prefix_fixture_is_flagged(repro_settings, repro_run, repro_results):
+def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
+                                   repro_results: Session) -> None:
     cfg = repro_settings.with_fixture("mtu_wedge", "host_init", "mtu_wedge/prefix.sh")
     result = scenario.run(repro_run, cfg, "prefix fixture", expect=Outcome.FAIL)
     repro_results.record(result)

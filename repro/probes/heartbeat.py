@@ -3,13 +3,18 @@
 Model: a thread on the runner (outside the host, outside the flood's
 connections) that every `interval_s` does two things against the target:
 
-  tcp   connect to port 22 and read the sshd banner
+  tcp   connect to port 22 (timeout 2 intervals, at least 0.5 s): the kernel
+        completes the handshake even when sshd is busy, so this is the fast
+        and false-alarm-free network liveness check
   ssh   one round trip on a long-lived ssh session: read the boot id
+        (timeout 4 intervals, at least 1.5 s: a loaded sshd is slow, not gone)
 
 and appends one `probe` event per round: tcp_ok, ssh_ok, ok (= both),
-rtt_s of the ssh round trip, boot_id. A round that takes longer than the
-interval is followed immediately by the next; each check has its own timeout
-so a dead network shows as failed samples, never as a hung observer. A boot
+rtt_s of the ssh round trip, boot_id. A failed connect ends the round at
+once (detection latency is about the connect timeout). A round that takes
+longer than the interval is followed immediately by the next; each check has
+its own timeout so a dead network shows as failed samples, never as a hung
+observer. A boot
 id that changes is a reboot, even if the host answers again (the blind spot
 of the first postmortem).
 """
@@ -37,11 +42,16 @@ class Heartbeat:
     address: str
     key_path: Path
     interval_s: float = 0.25
-    timeout_s: float = 1.0
+    tcp_timeout_s: float = 0.0  # 0: derived from the interval
+    ssh_timeout_s: float = 0.0
     port: int = 22
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
     _client: paramiko.SSHClient | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.tcp_timeout_s = self.tcp_timeout_s or max(0.5, 2 * self.interval_s)
+        self.ssh_timeout_s = self.ssh_timeout_s or max(1.5, 4 * self.interval_s)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{self.host_name}",
@@ -51,7 +61,7 @@ class Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         if self._thread:
-            self._thread.join(timeout=self.timeout_s * 4 + 5)
+            self._thread.join(timeout=self.tcp_timeout_s + self.ssh_timeout_s * 3 + 5)
         self._close()
 
     def __enter__(self) -> Heartbeat:
@@ -74,16 +84,19 @@ class Heartbeat:
 
     def sample(self) -> None:
         tcp_ok = self._tcp()
-        ssh_ok, rtt, boot = self._ssh()
+        if tcp_ok:
+            ssh_ok, rtt, boot = self._ssh()
+        else:
+            self._close()  # the session rides the same dead path
+            ssh_ok, rtt, boot = False, None, None
         self.history.append("probe", self.host_name, tcp_ok=tcp_ok, ssh_ok=ssh_ok,
                             ok=tcp_ok and ssh_ok, rtt_s=round(rtt, 4) if rtt else None,
                             boot_id=boot)
 
     def _tcp(self) -> bool:
         try:
-            with socket.create_connection((self.address, self.port), timeout=self.timeout_s) as s:
-                s.settimeout(self.timeout_s)
-                return s.recv(64).startswith(b"SSH-")
+            with socket.create_connection((self.address, self.port), timeout=self.tcp_timeout_s):
+                return True
         except OSError:
             return False
 
@@ -91,7 +104,7 @@ class Heartbeat:
         started = time.monotonic()
         try:
             client = self._session()
-            _, stdout, _ = client.exec_command(f"cat {BOOT_ID}", timeout=self.timeout_s)
+            _, stdout, _ = client.exec_command(f"cat {BOOT_ID}", timeout=self.ssh_timeout_s)
             boot = stdout.read().decode().strip()
             if stdout.channel.recv_exit_status() != 0 or not boot:
                 raise paramiko.SSHException("no boot id")
@@ -104,9 +117,9 @@ class Heartbeat:
         if self._client is None:
             client = paramiko.SSHClient()
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-            kwargs = connect_kwargs(self.key_path) | {
-                "timeout": self.timeout_s, "banner_timeout": self.timeout_s,
-                "auth_timeout": self.timeout_s}
+            t = self.ssh_timeout_s
+            kwargs = connect_kwargs(self.key_path) | {"timeout": t, "banner_timeout": t,
+                                                      "auth_timeout": t}
             client.connect(self.address, port=self.port, username="root",
                            **kwargs)  # type: ignore[arg-type]
             self._client = client
