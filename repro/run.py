@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from repro import names
@@ -27,7 +27,6 @@ class Run:
     scratch: Path
     reports: Path
     key: KeyPair
-    extra_cleanups: list[str] = field(default_factory=list)
 
     @property
     def short(self) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shlex
 import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -231,6 +230,3 @@ def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
                 removed.append(f"image {','.join(img.tags) or img.short_id}")
     return removed
 
-
-def quote(argv: Sequence[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)

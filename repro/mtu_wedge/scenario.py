@@ -15,7 +15,7 @@ outside the flood's connections. Steps:
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from collections.abc import Iterable
 from pathlib import Path
 
 from repro.checks import Outcome, Verdict, run_checker
@@ -68,9 +68,9 @@ def run(run_ctx: Run, cfg: MtuWedgeConfig, label: str, expect: Outcome = Outcome
         target=target_name)
 
 
-def _apply_host_init(hosts: object, script: Path, history: History) -> str:
+def _apply_host_init(hosts: Iterable[Host], script: Path, history: History) -> str:
     body = script.read_bytes()
-    for host in hosts:  # type: ignore[attr-defined]
+    for host in hosts:
         host.put(body, "/tmp/repro-host-init.sh", 0o755)
         res = host.run("sh /tmp/repro-host-init.sh", timeout=INIT_TIMEOUT_S, check=False)
         history.append("host", host.name, event="init", exit_code=res.exit_code,
@@ -124,6 +124,3 @@ def _wait_baseline(history: History, host: str) -> bool:
         time.sleep(0.05)  # condition poll
     return False
 
-
-def with_host_init(cfg: MtuWedgeConfig, script: Path) -> MtuWedgeConfig:
-    return replace(cfg, host_init=script)
