@@ -6,7 +6,6 @@ open: sshd accepts TCP long before it can authenticate.
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -67,7 +66,7 @@ def wait_for_login(address: str, key_path: Path, timeout: float, port: int = 22)
         try:
             login_once(address, key_path, port, timeout=min(5.0, deadline - time.monotonic()))
             return time.monotonic() - started
-        except (OSError, socket.timeout, paramiko.SSHException, EOFError) as exc:
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
             last = exc
             time.sleep(0.05)  # retry cadence of a condition poll
     raise ProvisionError(f"no login to {address}:{port} within {timeout:.0f} s: {last}")
