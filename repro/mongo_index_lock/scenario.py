@@ -1,0 +1,120 @@
+"""The mongo_index_lock run: database, workload, batch job, deploy storm, verdict.
+
+Steps:
+1. open the database target (an embedded PostgreSQL by default; mongod from
+   PATH, or a URI) and build the service's tables and indexes, as production
+   had them;
+2. start the lock/ticket sampler, the background batch job (long write
+   transactions) and the workload clients; let them run `baseline_s`;
+3. the deploy storm: `instances` start-up processes in `waves`;
+4. keep the workload running `settle_s` after the storm, stop every thread
+   (each bounded), judge the history (check.py), draw the timeline (plot.py).
+The target is stopped and deleted (or, for a URI, its repro_* tables
+dropped) whatever happens, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from repro.checks import Outcome, Verdict, run_checker
+from repro.databases import Target, open_target
+from repro.history import History
+from repro.mongo_index_lock import check, plot, workload
+from repro.mongo_index_lock.config import MongoIndexLockConfig
+from repro.mongo_index_lock.drivers import Driver, driver_for
+from repro.mongo_index_lock.storm import Storm, StormPlan
+from repro.report.results import IncidentResult
+from repro.run import Run
+
+INCIDENT = "mongo_index_lock"
+CONNECTION_HEADROOM = 30  # sessions beyond instances + clients: batch, sampler, admin
+
+
+def run(run_ctx: Run, cfg: MongoIndexLockConfig, label: str,
+        expect: Outcome = Outcome.PASS) -> IncidentResult:
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    outdir = run_ctx.reports / INCIDENT / slug
+    outdir.mkdir(parents=True, exist_ok=True)
+    history = History(outdir / "history.jsonl")
+    params = check.Params(max_stall_ms=cfg.max_stall_ms, p99_ms=cfg.p99_ms,
+                          instances=cfg.instances, batch_expected=cfg.batch_txn_s > 0)
+    started = time.monotonic()
+    target_desc = cfg.db
+    artefacts = {"history": str(outdir / "history.jsonl")}
+    try:
+        with open_target(cfg.db, run_ctx.scratch, slug,
+                         max_connections=cfg.instances + cfg.clients + CONNECTION_HEADROOM,
+                         mongo_tickets=cfg.mongo_tickets) as target:
+            target_desc = describe(target)
+            history.append("note", host="db", text=f"target {target_desc}")
+            driver = driver_for(target, cfg.op_timeout_s)
+            driver.prepare()
+            try:
+                verdict = _observe_storm(cfg, driver, target, history, params)
+            finally:
+                if not target.embedded:
+                    driver.drop()
+    finally:
+        history.close()
+    events = history.events()
+    png = outdir / "timeline.png"
+    try:
+        plot.timeline(events, verdict, params, png, f"{INCIDENT} / {label} on {cfg.kind}")
+        artefacts["timeline"] = str(png)
+    except Exception as exc:  # a figure that cannot be drawn must not hide the verdict
+        artefacts["timeline"] = f"not drawn: {exc}"
+    return IncidentResult(
+        incident=INCIDENT, label=label,
+        configuration=" ".join([str(cfg.service_startup), cfg.service_args]).strip(),
+        provider=target_desc, verdict=verdict, expected=expect,
+        duration_s=round(time.monotonic() - started, 1), figures=dict(verdict.figures),
+        artefacts=artefacts, target=target_desc)
+
+
+def _observe_storm(cfg: MongoIndexLockConfig, driver: Driver, target: Target,
+                   history: History, params: check.Params) -> Verdict:
+    threads = workload.Threads()
+    try:
+        workload.start_sampler(threads, driver, history)
+        workload.start_batch(threads, driver, history, cfg.batch_txn_s, cfg.batch_gap_s)
+        workload.start_workload(threads, driver, history, cfg.workload_rate, cfg.clients)
+        threads.stop.wait(cfg.baseline_s)  # the baseline observation window
+        Storm(storm_plan(cfg, target), history).run(threads.stop)
+        threads.stop.wait(cfg.settle_s)  # the observation window after the storm
+    finally:
+        stuck = threads.stop_all(timeout_s=max(cfg.op_timeout_s, cfg.batch_txn_s) + 5)
+        if stuck:
+            history.append("note", text=f"threads still running at the end: {stuck}")
+    return run_checker(check.check, history.events(), params)
+
+
+def storm_plan(cfg: MongoIndexLockConfig, target: Target) -> StormPlan:
+    python_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "DB_URL": target.url, "DB_KIND": cfg.kind,
+           "PATH": python_bin + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")}
+    return StormPlan(command=cfg.startup_command(sys.executable),
+                     cwd=cfg.service_startup.parent, env=env, instances=cfg.instances,
+                     waves=cfg.waves, interval_s=cfg.wave_interval_s,
+                     timeout_s=cfg.instance_timeout_s)
+
+
+def describe(target: Target) -> str:
+    """Engine, version and where, with any password in a URI left out."""
+    kind = "mongodb" if hasattr(target, "database") else "postgresql"
+    where = "embedded" if target.embedded else _redact(target.url)
+    return f"{kind} {target.version.split()[0]} ({where})"
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,158 @@
+"""The deploy storm: N service instances started in waves, as real processes.
+
+Model: a deploy rolls the service out in `waves`; every wave starts its share
+of the `instances` at once, the next wave `interval_s` later (a deploy tool
+does not wait for the lock queue). Each instance is one process running the
+configuration's start-up command with env DB_URL and DB_KIND, in its own
+process group at the lowest CPU priority (NICE), killed (the whole group)
+if it is still starting after
+`timeout_s`. The storm is the run's fault window: `fault.start` / `fault.stop`
+(fault "deploy_storm") around it, one `instance` event when a process starts
+and one when it exits (exit code, time it took, the tail of its output).
+The window closes when the last instance has exited or was killed; on
+Ctrl-C every instance still running is killed before the error goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repro.history import History
+
+FAULT = "deploy_storm"
+KILL_GRACE_S = 5.0
+OUTPUT_TAIL = 300
+# Instances run on other machines in production; here they share 2 cores with the
+# database and the workload, so they run at the lowest CPU priority: their start-up
+# costs no CPU the database needs, and only their locks reach it.
+NICE = ["nice", "-n", "19"]
+
+
+@dataclass(frozen=True)
+class StormPlan:
+    command: list[str]
+    cwd: Path
+    env: dict[str, str]
+    instances: int
+    waves: int
+    interval_s: float
+    timeout_s: float
+
+    def wave_sizes(self) -> list[int]:
+        base, extra = divmod(self.instances, self.waves)
+        return [base + (1 if w < extra else 0) for w in range(self.waves)]
+
+
+@dataclass
+class StormResult:
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    durations_s: list[float] = field(default_factory=list)
+
+
+class Storm:
+    def __init__(self, plan: StormPlan, history: History):
+        self.plan = plan
+        self.history = history
+        self.result = StormResult()
+        self._lock = threading.Lock()
+        self._live: dict[int, subprocess.Popen[bytes]] = {}
+
+    def run(self, stop: threading.Event) -> StormResult:
+        """Start every wave on schedule, wait for every instance; kill them all on error."""
+        plan = self.plan
+        self.history.append("fault.start", fault=FAULT,
+                            applied={"instances": plan.instances, "waves": plan.waves,
+                                     "interval_s": plan.interval_s,
+                                     "command": " ".join(plan.command)})
+        threads: list[threading.Thread] = []
+        t0 = time.monotonic()
+        n = 0
+        try:
+            for wave, size in enumerate(plan.wave_sizes()):
+                wait = t0 + wave * plan.interval_s - time.monotonic()
+                if wait > 0 and stop.wait(wait):  # the deploy's schedule, not synchronisation
+                    break
+                self.history.append("note", host="deploy", text=f"wave {wave + 1}: {size} "
+                                    f"instances", wave=wave + 1)
+                for _ in range(size):
+                    th = threading.Thread(target=self._instance, args=(n, wave + 1),
+                                          name=f"repro-instance{n}", daemon=True)
+                    th.start()
+                    threads.append(th)
+                    n += 1
+            deadline = time.monotonic() + plan.timeout_s + KILL_GRACE_S * 2
+            for th in threads:
+                th.join(max(0.0, deadline - time.monotonic()))
+        finally:
+            self.kill_all()
+            r = self.result
+            self.history.append("fault.stop", fault=FAULT,
+                                measured={"started": r.started, "succeeded": r.succeeded,
+                                          "failed": r.failed, "timed_out": r.timed_out})
+        return self.result
+
+    def kill_all(self) -> None:
+        with self._lock:
+            live = list(self._live.values())
+        for proc in live:
+            _kill_group(proc)
+
+    def _instance(self, n: int, wave: int) -> None:
+        plan, host = self.plan, f"instance{n}"
+        env = {**plan.env, "REPRO_INSTANCE": str(n)}
+        begin = time.monotonic()
+        try:
+            proc = subprocess.Popen([*NICE, *plan.command], cwd=plan.cwd, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            self.history.append("instance", host=host, phase="exit", wave=wave, started=False,
+                                ok=False, rc=None, duration_s=0.0, output=str(exc))
+            with self._lock:
+                self.result.failed += 1
+            return
+        with self._lock:
+            self._live[proc.pid] = proc
+            self.result.started += 1
+        self.history.append("instance", host=host, phase="start", wave=wave, pid=proc.pid)
+        timed_out = False
+        try:
+            out, _ = proc.communicate(timeout=plan.timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+            try:
+                out, _ = proc.communicate(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                out = b""
+        duration = time.monotonic() - begin
+        ok = proc.returncode == 0 and not timed_out
+        with self._lock:
+            self._live.pop(proc.pid, None)
+            self.result.durations_s.append(duration)
+            if ok:
+                self.result.succeeded += 1
+            else:
+                self.result.failed += 1
+                self.result.timed_out += timed_out
+        text = (out or b"").decode(errors="replace").strip()[-OUTPUT_TAIL:]
+        self.history.append("instance", host=host, phase="exit", wave=wave, started=True,
+                            ok=ok, rc=proc.returncode, timed_out=timed_out,
+                            duration_s=round(duration, 4), output=text)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
