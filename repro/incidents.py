@@ -34,6 +34,7 @@ INCIDENTS: dict[str, Incident] = {
     for i in [
         Incident("mtu_wedge", "mtu", "repro.mtu_wedge.config:MtuWedgeConfig",
                  "hosts drop off the network under 20 concurrent ssh streams"),
+        Incident("mongo_index_lock", "mongo", "repro.mongo_index_lock.config:MongoIndexLockConfig", "a deploy storm re-declaring existing indexes stalls every writer"),  # noqa: E501
     ]
 }
 
