@@ -19,12 +19,22 @@ operation's scheduled time) of every operation in the window are the verdict's f
                 read or write tickets ran out
   pass          otherwise
 
+The harness measures from a machine it shares with the database: a gap in
+its own clock ticks (`tick` events, no database involved) longer than
+`freeze_s` means the harness itself was frozen (an overloaded machine), and
+latencies across it measure that, not the database. Operations overlapping a
+freeze are left out of the percentiles, and a stall mostly inside a freeze is
+not held against the configuration; if that leaves too little (over 20 % of
+the operations out, or the only stall over the limit discounted), the run is
+inconclusive, never a pass.
+
 Lock waits (pg_locks) or tickets (serverStatus) sampled during the run are
 figures and explain a stall in its reason; they never decide alone.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +52,8 @@ class Params:
     batch_expected: bool = True
     stall_floor_ms: float = 100.0
     min_ops_fraction: float = 0.5
+    freeze_s: float = 0.5
+    max_frozen_fraction: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,16 @@ def stalls(ops: Sequence[Event], floor_s: float) -> list[Stall]:
                 waiting = sum(1 for c, t in mine[i:] if t < end)
                 found.append(Stall(start, end, waiting, name))
     return sorted(found, key=lambda s: s.length_s, reverse=True)
+
+
+def freezes(events: Sequence[Event], min_s: float) -> list[tuple[float, float]]:
+    """Gaps of at least `min_s` between the harness's own clock ticks."""
+    ticks = [e.t for e in events if e.kind == "tick"]
+    return [(a, b) for a, b in itertools.pairwise(ticks) if b - a >= min_s]
+
+
+def _overlap(a0: float, a1: float, spans: Sequence[tuple[float, float]]) -> float:
+    return sum(max(0.0, min(a1, b1) - max(a0, b0)) for b0, b1 in spans)
 
 
 def _ms(seconds: float) -> float:
@@ -167,6 +189,17 @@ def check(events: list[Event], p: Params) -> Verdict:
         inconclusive.append(f"the workload ran at under {p.min_ops_fraction:.0%} of its rate "
                             f"during the storm ({len(during)} of {expected:.0f} operations)")
 
+    frozen = freezes(events, p.freeze_s)
+    figures["harness_freezes"] = len(frozen)
+    figures["longest_freeze_ms"] = _ms(max((b - a for a, b in frozen), default=0.0))
+    clean = [e for e in window
+             if _overlap(e.t, e.t + float(e.get("latency_s", 0.0)), frozen) == 0]
+    figures["ops_left_out_frozen"] = len(window) - len(clean)
+    if window and len(window) - len(clean) > p.max_frozen_fraction * len(window):
+        inconclusive.append(f"the harness itself was frozen ({len(frozen)} times, longest "
+                            f"{figures['longest_freeze_ms']} ms): {len(window) - len(clean)} of "
+                            f"{len(window)} operations measured the machine's overload")
+    window = clean
     latencies = [float(e.get("latency_s", 0.0)) for e in window]
     p99 = percentile(latencies, 99)
     figures.update(p50_ms=_ms(percentile(latencies, 50)), p99_ms=_ms(p99),
@@ -212,8 +245,15 @@ def check(events: list[Event], p: Params) -> Verdict:
                             f"{dry[0].get('write_available')}/{dry[0].get('write_total')})")
 
     # -- stalls ----------------------------------------------------------------------------------
-    found = stalls(window, p.stall_floor_ms / 1000)
-    longest = found[0] if found else None
+    found = stalls([e for e in ops if e.t >= s0], p.stall_floor_ms / 1000)
+    real = [st for st in found if _overlap(st.start, st.end, frozen) < 0.5 * st.length_s]
+    blurred = [st for st in found if st not in real]
+    longest = real[0] if real else None
+    limit_s = p.max_stall_ms / 1000
+    if blurred and blurred[0].length_s > limit_s and not (longest and longest.length_s > limit_s):
+        inconclusive.append(f"the only stall over the limit ({_ms(blurred[0].length_s)} ms at "
+                            f"t={blurred[0].start:.1f} s) is the harness itself being frozen: "
+                            "the machine was overloaded")
     figures["longest_stall_ms"] = _ms(longest.length_s) if longest else 0.0
     if longest:
         figures.update(stall_start_s=round(longest.start, 3), stall_end_s=round(longest.end, 3),

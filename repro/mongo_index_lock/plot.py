@@ -5,7 +5,8 @@ start). Top: every workload operation's latency (log scale) at its scheduled
 time, writes and reads in two colours; the storm window shaded, each wave's
 start a dashed line, the background transactions as grey bands along the
 bottom, the thresholds (max_stall_ms, p99_ms) as horizontal lines and the
-longest stall as a red band with its length written on it. Bottom: what the
+longest stall as a red band with its length written on it, and any stretch
+where the harness itself was frozen hatched grey. Bottom: what the
 database said meanwhile: sessions waiting for locks on repro_jobs (pg_locks)
 or tickets available (serverStatus).
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 from repro.checks import Verdict
 from repro.history import Event
-from repro.mongo_index_lock.check import Params
+from repro.mongo_index_lock.check import Params, freezes
 from repro.mongo_index_lock.storm import FAULT
 
 COLOURS = {"write": "tab:blue", "read": "tab:green"}
@@ -50,6 +51,9 @@ def timeline(events: list[Event], verdict: Verdict, params: Params, path: Path,
                 label=f"max_stall_ms {params.max_stall_ms:g}")
     top.axhline(params.p99_ms, color="orange", linestyle=":", linewidth=1,
                 label=f"p99_ms {params.p99_ms:g}")
+    for i, (a, b) in enumerate(freezes(events, params.freeze_s)):
+        top.axvspan(a, b, color="black", alpha=0.15, hatch="//",
+                    label="harness frozen (machine overloaded)" if i == 0 else None)
     figs = verdict.figures
     if "stall_start_s" in figs:
         s0, s1 = float(figs["stall_start_s"]), float(figs["stall_end_s"])

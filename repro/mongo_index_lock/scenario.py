@@ -10,7 +10,9 @@ Steps:
 4. keep the workload running `settle_s` after the storm, stop every thread
    (each bounded), judge the history (check.py), draw the timeline (plot.py).
 The target is stopped and deleted (or, for a URI, its repro_* tables
-dropped) whatever happens, Ctrl-C included.
+dropped) whatever happens, Ctrl-C included. The history stays in memory
+during the run and is written to reports/<run>/mongo_index_lock/<label>/ at
+the end, with the timeline next to it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from repro.checks import Outcome, Verdict, run_checker
 from repro.databases import Target, open_target
-from repro.history import History
+from repro.history import Event, History
 from repro.mongo_index_lock import check, plot, workload
 from repro.mongo_index_lock.config import MongoIndexLockConfig
 from repro.mongo_index_lock.drivers import Driver, driver_for
@@ -41,7 +43,9 @@ def run(run_ctx: Run, cfg: MongoIndexLockConfig, label: str,
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     outdir = run_ctx.reports / INCIDENT / slug
     outdir.mkdir(parents=True, exist_ok=True)
-    history = History(outdir / "history.jsonl")
+    # kept in memory while the storm runs (no disk write on the workload's path),
+    # written out at the end
+    history = History()
     params = check.Params(max_stall_ms=cfg.max_stall_ms, p99_ms=cfg.p99_ms,
                           instances=cfg.instances, batch_expected=cfg.batch_txn_s > 0)
     started = time.monotonic()
@@ -61,8 +65,8 @@ def run(run_ctx: Run, cfg: MongoIndexLockConfig, label: str,
                 if not target.embedded:
                     driver.drop()
     finally:
-        history.close()
-    events = history.events()
+        events = history.events()
+        _write_history(events, outdir / "history.jsonl")
     png = outdir / "timeline.png"
     try:
         plot.timeline(events, verdict, params, png, f"{INCIDENT} / {label} on {cfg.kind}")
@@ -81,6 +85,7 @@ def _observe_storm(cfg: MongoIndexLockConfig, driver: Driver, target: Target,
                    history: History, params: check.Params) -> Verdict:
     threads = workload.Threads()
     try:
+        workload.start_ticker(threads, history)
         workload.start_sampler(threads, driver, history)
         workload.start_batch(threads, driver, history, cfg.batch_txn_s, cfg.batch_gap_s)
         workload.start_workload(threads, driver, history, cfg.workload_rate, cfg.clients)
@@ -92,6 +97,11 @@ def _observe_storm(cfg: MongoIndexLockConfig, driver: Driver, target: Target,
         if stuck:
             history.append("note", text=f"threads still running at the end: {stuck}")
     return run_checker(check.check, history.events(), params)
+
+
+def _write_history(events: list[Event], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        f.writelines(e.to_json() + "\n" for e in events)
 
 
 def storm_plan(cfg: MongoIndexLockConfig, target: Target) -> StormPlan:

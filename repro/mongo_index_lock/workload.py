@@ -12,6 +12,9 @@ appends to the run's History until `stop` is set.
 - The batch job runs long write transactions back to back (`batch` events,
   phase begin / commit, with the rows it wrote), a pause of `gap_s` between.
 - The sampler reads pg_locks or serverStatus every `interval_s` (`db` events).
+- The ticker touches nothing but the clock: a `tick` event every 50 ms. A gap
+  in the ticks means the harness itself (or the whole machine) was frozen, so
+  latencies measured across it say nothing about the database.
 
 A thread that cannot reach the database writes a `note` and ends; the
 checker then finds the workload missing and calls the run inconclusive.
@@ -29,6 +32,7 @@ from repro.mongo_index_lock.drivers import Client, Driver
 
 JOIN_GRACE_S = 10.0
 SAMPLE_INTERVAL_S = 0.1
+TICK_S = 0.05
 
 
 @dataclass
@@ -152,3 +156,11 @@ def _sample_loop(stop: threading.Event, driver: Driver, history: History,
                 break
     finally:
         sampler.close()
+
+
+def start_ticker(threads: Threads, history: History, every_s: float = TICK_S) -> None:
+    def tick() -> None:
+        while not threads.stop.wait(every_s):  # the ticker's cadence
+            history.append("tick", host="harness")
+
+    threads.spawn("ticker", tick)
