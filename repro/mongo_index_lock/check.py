@@ -83,7 +83,8 @@ def stalls(ops: Sequence[Event], floor_s: float) -> list[Stall]:
     Per operation name, operations are ordered by completion (scheduled time +
     latency). Between two successive completions c1 < c2, the work was stalled
     from max(c1, earliest scheduled time of an operation still outstanding) to
-    c2. Stalls of at least `floor_s`, longest first. A slow CPU makes every
+    c2 (before the first completion: from the first scheduled time). Stalls
+    of at least `floor_s`, longest first. A slow CPU makes every
     operation slower but keeps them completing; a lock queue stops them.
     """
     found: list[Stall] = []
@@ -96,8 +97,8 @@ def stalls(ops: Sequence[Event], floor_s: float) -> list[Stall]:
         for i in range(len(mine) - 1, -1, -1):
             low = min(low, mine[i][1])
             suffix_min[i] = low
-        for i in range(1, len(mine)):
-            start = max(mine[i - 1][0], suffix_min[i])
+        for i in range(len(mine)):
+            start = max(mine[i - 1][0], suffix_min[i]) if i else suffix_min[0]
             end = mine[i][0]
             if end - start >= floor_s:
                 waiting = sum(1 for c, t in mine[i:] if t < end)
@@ -245,7 +246,7 @@ def check(events: list[Event], p: Params) -> Verdict:
                             f"{dry[0].get('write_available')}/{dry[0].get('write_total')})")
 
     # -- stalls ----------------------------------------------------------------------------------
-    found = stalls([e for e in ops if e.t >= s0], p.stall_floor_ms / 1000)
+    found = [st for st in stalls(ops, p.stall_floor_ms / 1000) if st.end > s0]
     real = [st for st in found if _overlap(st.start, st.end, frozen) < 0.5 * st.length_s]
     blurred = [st for st in found if st not in real]
     longest = real[0] if real else None
