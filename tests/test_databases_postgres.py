@@ -67,11 +67,11 @@ def test_server_starts_answers_and_leaves_nothing(scratch: Path) -> None:
 
 def test_ctrl_c_inside_stops_the_server_and_deletes_its_data(scratch: Path) -> None:
     pid = 0
-    with pytest.raises(KeyboardInterrupt):  # noqa: PT012
-        with postgres.postgres_server(scratch, "interrupted") as target:
-            assert target.data_dir is not None
-            pid = int((target.data_dir / "postmaster.pid").read_text().split()[0])
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), \
+            postgres.postgres_server(scratch, "interrupted") as target:
+        assert target.data_dir is not None
+        pid = int((target.data_dir / "postmaster.pid").read_text().split()[0])
+        raise KeyboardInterrupt
     assert pid and not _process.pid_alive(pid)
     assert not (scratch / "repro-pg-interrupted").exists()
 
