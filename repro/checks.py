@@ -78,10 +78,11 @@ class Gap:
         return self.end - self.start
 
 
-def liveness_gaps(samples: Iterable[Event], end: float | None = None) -> list[Gap]:
+def liveness_gaps(samples: Iterable[Event], end: float | None = None, key: str = "ok"
+                  ) -> list[Gap]:
     """Gaps between successful probe samples, per host.
 
-    A sample is alive when its `ok` field is true. The gap runs from the last
+    A sample is alive when its `key` field (default `ok`) is true. The gap runs from the last
     alive sample before a failure to the next alive sample (or to `end`, the
     end of observation, marked ongoing). A host never seen alive gives a gap
     from its first sample.
@@ -95,7 +96,7 @@ def liveness_gaps(samples: Iterable[Event], end: float | None = None) -> list[Ga
         last_ok: float | None = None
         failing_since: float | None = None
         for e in evs:
-            if e.get("ok"):
+            if e.get(key):
                 if failing_since is not None:
                     gaps.append(Gap(host, last_ok if last_ok is not None else failing_since,
                                     e.t, False))
@@ -107,6 +108,12 @@ def liveness_gaps(samples: Iterable[Event], end: float | None = None) -> list[Ga
             stop = end if end is not None else evs[-1].t
             gaps.append(Gap(host, last_ok if last_ok is not None else failing_since, stop, True))
     return gaps
+
+
+def longest_silence(samples: Iterable[Event]) -> float:
+    """Longest time between two consecutive samples: how long the observer itself was away."""
+    ts = sorted(e.t for e in samples)
+    return max((b - a for a, b in zip(ts, ts[1:], strict=False)), default=0.0)
 
 
 def reboots(samples: Iterable[Event]) -> list[tuple[str, float, str, str]]:

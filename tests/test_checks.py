@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from repro.checks import Outcome, Verdict, liveness_gaps, reboots
+from repro.probes.heartbeat import leg
 from tests.histories import heartbeat
 
 
 def test_gap_runs_from_last_alive_to_next_alive():
-    (gap,) = liveness_gaps(heartbeat("h", 0, 5, every=0.5, down=(2.0, 3.0)))
+    (gap,) = liveness_gaps(leg(heartbeat("h", 0, 5, every=0.5, down=(2.0, 3.0)), "tcp"))
     assert (gap.start, gap.end, gap.ongoing) == (1.5, 3.0, False)
 
 
 def test_gap_still_open_at_end_is_ongoing_until_end():
-    (gap,) = liveness_gaps(heartbeat("h", 0, 5, every=0.5, down=(4.0, 99)), end=8.0)
+    (gap,) = liveness_gaps(leg(heartbeat("h", 0, 5, every=0.5, down=(4.0, 99)), "tcp"), end=8.0)
     assert gap.ongoing and gap.start == 3.5 and gap.end == 8.0
 
 

@@ -39,7 +39,7 @@ def test_host_that_drops_off_fails_naming_host_gap_and_start():
     assert v.outcome is Outcome.FAIL
     (reason,) = v.reasons
     assert T in reason and "dropped off the network" in reason
-    assert "7.75 s" in reason and "+1.25 s after the flood began" in reason
+    assert "for 7.76 s" in reason and "+1.25 s after the flood began" in reason
     assert "had not come back" in reason
 
 
@@ -81,3 +81,32 @@ def test_a_crashing_checker_gives_unknown():
     broken = [ev(1.0, "fault.start", T, fault="ssh_flood", measured="not a dict")]
     v = run_checker(check, heartbeat(T, 0, 10) + broken, P)
     assert v.outcome is Outcome.UNKNOWN and "checker crashed" in v.reasons[0]
+
+
+def with_ssh_down(events: list, down: tuple[float, float]) -> list:
+    """The same samples, with the ssh leg failing (TCP still answering) inside `down`."""
+    out = []
+    for e in events:
+        if e.kind == "probe" and e.get("leg") == "ssh" and down[0] <= e.t < down[1]:
+            e = ev(e.t, "probe", e.host, leg="ssh", ssh_ok=False, ok=False, boot_id=None)
+        out.append(e)
+    return out
+
+
+def test_a_slow_sshd_on_a_reachable_host_is_not_a_wedge():
+    v = check(with_ssh_down(heartbeat(T, 0, 10), (3.0, 7.0)) + flood(), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["longest_ssh_freeze_s"] >= 4.0 and v.figures["longest_gap_s"] == 0.0
+
+
+def test_sessions_frozen_far_past_the_limit_fail():
+    v = check(with_ssh_down(heartbeat(T, 0, 30), (2.0, 25.0)) + flood(), P)
+    assert v.outcome is Outcome.FAIL
+    assert any("ssh sessions froze" in r for r in v.reasons)
+
+
+def test_a_starved_observer_is_inconclusive():
+    samples = [e for e in heartbeat(T, 0, 10) if not 3.0 < e.t < 6.0]
+    v = check(samples + flood(), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("observer was starved" in r for r in v.reasons)
