@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any, TypeVar
 
 from repro.history import Event
@@ -113,7 +114,7 @@ def liveness_gaps(samples: Iterable[Event], end: float | None = None, key: str =
 def longest_silence(samples: Iterable[Event]) -> float:
     """Longest time between two consecutive samples: how long the observer itself was away."""
     ts = sorted(e.t for e in samples)
-    return max((b - a for a, b in zip(ts, ts[1:], strict=False)), default=0.0)
+    return max((b - a for a, b in pairwise(ts)), default=0.0)
 
 
 def reboots(samples: Iterable[Event]) -> list[tuple[str, float, str, str]]:
