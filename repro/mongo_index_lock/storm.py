@@ -137,16 +137,20 @@ class Storm:
                 out = b""
         duration = time.monotonic() - begin
         ok = proc.returncode == 0 and not timed_out
+        text = (out or b"").decode(errors="replace").strip()[-OUTPUT_TAIL:]
+        # nice itself could not run the command (126: not executable, 127: not found)
+        started = not (proc.returncode in (126, 127) and text.startswith("nice:"))
         with self._lock:
             self._live.pop(proc.pid, None)
+            if not started:
+                self.result.started -= 1
             self.result.durations_s.append(duration)
             if ok:
                 self.result.succeeded += 1
             else:
                 self.result.failed += 1
                 self.result.timed_out += timed_out
-        text = (out or b"").decode(errors="replace").strip()[-OUTPUT_TAIL:]
-        self.history.append("instance", host=host, phase="exit", wave=wave, started=True,
+        self.history.append("instance", host=host, phase="exit", wave=wave, started=started,
                             ok=ok, rc=proc.returncode, timed_out=timed_out,
                             duration_s=round(duration, 4), output=text)
 
