@@ -18,7 +18,7 @@ import contextlib
 import io
 import tarfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,25 +208,21 @@ def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
         labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
         return all_runs or labels.get(names.LABEL_RUN) not in live_run_ids
 
-    for c in dc.containers.list(all=True, filters=flt):
-        if dead(c):
-            with contextlib.suppress(docker.errors.NotFound):
-                c.remove(force=True)
-                removed.append(f"container {c.name}")
-    for n in dc.networks.list(filters=flt):
-        if dead(n):
-            with contextlib.suppress(docker.errors.NotFound):
-                n.remove()
-                removed.append(f"network {n.name}")
-    for v in dc.volumes.list(filters=flt):
-        if dead(v):
-            with contextlib.suppress(docker.errors.NotFound):
-                v.remove(force=True)
-                removed.append(f"volume {v.name}")
-    for img in dc.images.list(filters=flt):
-        if dead(img):
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                dc.images.remove(img.id, force=True)
-                removed.append(f"image {','.join(img.tags) or img.short_id}")
+    # containers first: networks, volumes and images are in use until they are gone
+    kinds: list[tuple[str, list[Any], Callable[[Any], None], Callable[[Any], str]]] = [
+        ("container", dc.containers.list(all=True, filters=flt),
+         lambda c: c.remove(force=True), lambda c: c.name),
+        ("network", dc.networks.list(filters=flt), lambda n: n.remove(), lambda n: n.name),
+        ("volume", dc.volumes.list(filters=flt), lambda v: v.remove(force=True),
+         lambda v: v.name),
+        ("image", dc.images.list(filters=flt), lambda i: dc.images.remove(i.id, force=True),
+         lambda i: ",".join(i.tags) or i.short_id),
+    ]
+    for kind, objects, remove, label in kinds:
+        for obj in objects:
+            if dead(obj):
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    remove(obj)
+                    removed.append(f"{kind} {label(obj)}")
     return removed
 
