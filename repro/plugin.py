@@ -15,7 +15,8 @@ Fixtures:
 SIGTERM and SIGHUP become KeyboardInterrupt so that every `finally` (heal,
 host removal) runs; faults still injected are healed once more at exit.
 At the end the run's reports/<run id>/ gets summary.md, results.json,
-junit.xml, reports/latest points at it, and the terminal shows the table.
+junit.xml, index.html (with figures/), reports/latest points at it, and the
+terminal shows the table.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from repro import cleanup, incidents
 from repro import config as cfgfile
 from repro.errors import ConfigError, PrerequisiteError
 from repro.faults.base import ACTIVE
-from repro.report import summary
+from repro.report import html, summary
 from repro.report.results import IncidentResult, write_json
 from repro.run import Run, point_latest, start_run
 
@@ -168,6 +169,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or state.run is None:
         return
     state._write()
+    try:
+        html.write_html(state.results, state.run.reports, state.run.run_id)
+    except Exception as exc:  # the other reports are written; say what is missing
+        print(f"repro: index.html not written: {type(exc).__name__}: {exc}")
     state.run.close()
 
 
@@ -179,3 +184,4 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("repro results")
     terminalreporter.write_line(summary.table(state.results, fmt="simple"))
     terminalreporter.write_line(f"report: {state.run.reports / 'summary.md'}")
+    terminalreporter.write_line(f"page:   {state.run.reports / 'index.html'}")
