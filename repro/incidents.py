@@ -34,6 +34,8 @@ INCIDENTS: dict[str, Incident] = {
     for i in [
         Incident("mtu_wedge", "mtu", "repro.mtu_wedge.config:MtuWedgeConfig",
                  "hosts drop off the network under 20 concurrent ssh streams"),
+        Incident("kernel_panic", "kernel_panic", "repro.kernel_panic.config:KernelPanicConfig",
+                 "build servers panic under concurrent disk filling (LVM snapshot + resize2fs)"),
         Incident("mongo_index_lock", "mongo", "repro.mongo_index_lock.config:MongoIndexLockConfig", "a deploy storm re-declaring existing indexes stalls every writer"),  # noqa: E501
     ]
 }

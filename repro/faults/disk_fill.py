@@ -1,0 +1,154 @@
+"""disk_fill: N concurrent writers fill a directory to a target fraction or ENOSPC.
+
+Model (the postmortem's `dummy-disk-filler` builds, run many times at once):
+`inject()` starts `fillers` background writers on the host, each appending
+8 MiB files (direct I/O, so the writes reach the block device as they go)
+to `<directory>/repro-fill-<i>-<n>` until the filesystem's used fraction
+((blocks - free) / blocks, what `df` shows) reaches `fill_to`, or the write
+fails (ENOSPC is a normal end; EIO and friends are recorded as errors).
+`wait()` polls progress on the host once a second (each poll a `fill` event in
+the history) until every writer ended, the host stopped answering, or the
+deadline passed, and returns the Measurement: the fraction actually reached,
+bytes written, how each writer ended. A fill short of its target without a
+reason on the host's side is a shortfall: the run is inconclusive.
+`heal()` kills the writers and deletes their files; it is idempotent and
+tolerates a host that rebooted (the files may be on a volume that is gone).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass, field
+
+from repro.faults.base import Applied
+from repro.history import History
+from repro.hosts.base import Host
+
+CHUNK_MB = 8
+POLL_S = 1.0
+CMD_TIMEOUT_S = 15.0
+STATE = "/run/repro-fill"
+
+WRITER = r"""
+i=$1; dir=$2; target=$3; n=0
+while :; do
+    set -- $(stat -f -c '%b %f' "$dir") || exit 4
+    [ $(( ($1 - $2) * 1000 / $1 )) -ge "$target" ] && { echo target > "$STATE/end.$i"; exit 0; }
+    if ! err=$(dd if=/dev/zero of="$dir/repro-fill-$i-$n" bs=1M count=$CHUNK oflag=direct \
+               status=none 2>&1); then
+        case "$err" in *"No space left"*) echo enospc;; *) echo "error: $err";; esac \
+            > "$STATE/end.$i"
+        exit 3
+    fi
+    n=$((n + 1))
+done
+"""
+
+PROGRESS = r"""set -- $(stat -f -c '%b %f %S' "$1") && echo "$1 $2 $3"
+running=0; for p in "$STATE"/pid.*; do [ -e "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null \
+    && running=$((running + 1)); done; echo "$running"
+for e in "$STATE"/end.*; do [ -e "$e" ] && echo "${e##*.} $(head -c 200 "$e")"; done; true"""
+
+
+@dataclass
+class FillMeasurement:
+    fraction: float  # used fraction reached (0..1), -1 when never measured
+    bytes_used: int
+    ends: dict[str, str]  # writer index -> target | enospc | error: ...
+    running: int
+    host_lost: bool  # the host stopped answering while filling
+    seconds: float
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"writer {i}: {e}" for i, e in sorted(self.ends.items()) if e.startswith("error")]
+
+
+@dataclass
+class DiskFill:
+    host: Host
+    directory: str
+    fillers: int = 8
+    fill_to: float = 0.95
+    timeout_s: float = 300.0
+    history: History | None = None
+    name: str = "disk_fill"
+    _started: float = field(default=0.0, init=False)
+    _last: FillMeasurement | None = field(default=None, init=False)
+
+    @property
+    def target_name(self) -> str:
+        return self.host.name
+
+    def _env(self) -> dict[str, str]:
+        return {"STATE": STATE, "CHUNK": str(CHUNK_MB)}
+
+    def inject(self) -> Applied:
+        d = shlex.quote(self.directory)
+        target = round(self.fill_to * 1000)
+        self.host.put(WRITER.encode(), f"{STATE}/writer.sh", 0o755)
+        self.host.run(
+            f"rm -f {STATE}/end.* {STATE}/pid.*; for i in $(seq 1 {self.fillers}); do "
+            f"setsid nohup sh {STATE}/writer.sh $i {d} {target} >/dev/null 2>&1 < /dev/null & "
+            f"echo $! > {STATE}/pid.$i; done", timeout=CMD_TIMEOUT_S, env=self._env())
+        self._started = time.monotonic()
+        return Applied(self.name, self.host.name,
+                       {"directory": self.directory, "fillers": self.fillers,
+                        "fill_to": self.fill_to})
+
+    def poll(self) -> FillMeasurement | None:
+        res = self.host.run(f"set -- {shlex.quote(self.directory)}; {PROGRESS}",
+                            timeout=CMD_TIMEOUT_S, check=False, env=self._env())
+        lines = res.stdout.splitlines()
+        if not res.ok or len(lines) < 2:
+            return None
+        blocks, free, bsize = (int(x) for x in lines[0].split())
+        ends = dict(line.split(" ", 1) for line in lines[2:] if " " in line)
+        m = FillMeasurement(round((blocks - free) / blocks, 4), (blocks - free) * bsize, ends,
+                            int(lines[1]), False, round(time.monotonic() - self._started, 1))
+        self._last = m
+        if self.history:
+            self.history.append("fill", self.host.name, fraction=m.fraction, running=m.running,
+                                bytes_used=m.bytes_used, ends=len(m.ends))
+        return m
+
+    def wait(self, lost_after_s: float = 6.0) -> FillMeasurement:
+        """Until every writer ended, the host was unreachable `lost_after_s`, or the timeout."""
+        deadline = self._started + self.timeout_s
+        failing_since: float | None = None
+        while time.monotonic() < deadline:
+            m = self.poll()
+            now = time.monotonic()
+            if m is None:
+                failing_since = failing_since or now
+                if now - failing_since >= lost_after_s:
+                    return self._lost()
+            else:
+                failing_since = None
+                if m.running == 0:
+                    return m
+            time.sleep(POLL_S)  # progress sampling cadence, not synchronisation
+        last = self._last or self._lost()
+        return last
+
+    def _lost(self) -> FillMeasurement:
+        last = self._last
+        return FillMeasurement(last.fraction if last else -1.0, last.bytes_used if last else 0,
+                               dict(last.ends) if last else {}, -1, True,
+                               round(time.monotonic() - self._started, 1))
+
+    @staticmethod
+    def shortfall(m: FillMeasurement, fill_to: float) -> str:
+        """Why the fill proves nothing, or '' if it reached its target (or ENOSPC)."""
+        if m.fraction < 0:
+            return "the fill level was never measured"
+        if m.fraction + 0.005 >= fill_to or any(e == "enospc" for e in m.ends.values()):
+            return ""
+        return f"fill reached {m.fraction:.1%} of the filesystem, short of {fill_to:.0%}"
+
+    def heal(self) -> None:
+        self.host.run(f"for p in {STATE}/pid.*; do [ -e \"$p\" ] && kill -9 \"$(cat \"$p\")\" "
+                      f"2>/dev/null; rm -f \"$p\"; done; "
+                      f"rm -f {shlex.quote(self.directory)}/repro-fill-* 2>/dev/null; true",
+                      timeout=CMD_TIMEOUT_S, check=False)
