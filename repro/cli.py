@@ -1,26 +1,34 @@
-"""The `repro` command: a thin layer over pytest and the cleanup reaper.
+"""The `repro` command: a thin layer over pytest, the doctor, the reaper and the gate.
 
-  repro list                     incidents and their markers
+  repro list                     incidents, markers, the backends each can use on this
+                                 machine and why not the others
   repro run [INCIDENT...] [--config FILE] [--provider NAME] [--profile ci|full]
-                                 runs `pytest repro/` for those incidents
+                                 runs `pytest repro/` for those incidents (same exit codes)
+  repro doctor                   every prerequisite, checked for real, with its fix
   repro cleanup                  removes every object of the harness on this machine
-  repro report [RUN]             prints a run's summary (default: the latest)
+  repro report [RUN] [--html]    prints a run's summary (default: the latest); --html
+                                 (re)writes its index.html and prints the page's path
+  repro gate --baseline IMAGE --candidate IMAGE [--incidents NAME...] [--junit FILE]
+                                 blocks (exit 1) a candidate image that brings an
+                                 incident back; IMAGE is docker:NAME, qemu:DIR or ec2:AMI
 
-Exit codes: 0 all passed, 1 a reproduction failed, 2 bad input or a missing
-prerequisite (one line saying what and how to fix it).
+Exit codes: 0 all passed, 1 a reproduction failed (or the gate blocked), 2 bad
+input or a missing prerequisite (one line saying what and how to fix it).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from repro import incidents
-from repro.errors import ReproError
+from repro.errors import ConfigError, PrerequisiteError, ReproError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REPORTS = PROJECT_ROOT / "reports"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -33,36 +41,64 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="repro", description="Postmortems as reproductions.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="incidents and their markers")
+    sub.add_parser("list", help="incidents, markers and the backends each can use here")
     run = sub.add_parser("run", help="run reproductions (pytest underneath)")
     run.add_argument("incidents", nargs="*", metavar="INCIDENT")
     run.add_argument("--config", type=Path)
     run.add_argument("--provider")
     run.add_argument("--profile", choices=("ci", "full"), default="ci")
+    run.add_argument("--reports", type=Path, default=REPORTS)
+    sub.add_parser("doctor", help="check every prerequisite and say how to fix it")
     sub.add_parser("cleanup", help="remove every object of the harness on this machine")
     rep = sub.add_parser("report", help="print a run's summary")
     rep.add_argument("run", nargs="?", default="latest")
+    rep.add_argument("--html", action="store_true", help="(re)write the run's index.html")
+    rep.add_argument("--reports", type=Path, default=REPORTS)
+    gate = sub.add_parser("gate", help="block a candidate image that brings an incident back")
+    gate.add_argument("--baseline", required=True, metavar="IMAGE")
+    gate.add_argument("--candidate", required=True, metavar="IMAGE")
+    gate.add_argument("--incidents", nargs="+", default=[], metavar="INCIDENT")
+    gate.add_argument("--config", type=Path, help="default: fixtures/default.toml (fixed)")
+    gate.add_argument("--profile", choices=("ci", "full"), default="ci")
+    gate.add_argument("--reports", type=Path, default=REPORTS)
+    gate.add_argument("--junit", type=Path, help="also copy the gate's junit.xml here")
+    gate.add_argument("--timeout-min", type=float, default=60.0,
+                      help="per side (default 60)")
     return p
+
+
+def _check_incidents(names: list[str]) -> None:
+    unknown = [n for n in names if n not in incidents.INCIDENTS]
+    if unknown:
+        raise ConfigError(f"unknown incident {', '.join(unknown)}; known: "
+                         f"{', '.join(incidents.INCIDENTS)}")
 
 
 def cmd_list() -> int:
     from tabulate import tabulate
-    rows = [[i.name, i.marker, i.summary] for i in incidents.INCIDENTS.values()]
-    print(tabulate(rows, headers=["incident", "marker", "what comes back"]))
+
+    from repro import doctor
+    backends = doctor.backends(doctor.run_checks(doctor.BACKEND_CHECKS))
+    rows = []
+    for inc in incidents.INCIDENTS.values():
+        usable = doctor.incident_backends(inc.name)
+        here = [b for b in usable if backends.get(b) and backends[b].available]
+        not_here = [f"{b}: {backends[b].why_not if b in backends else 'unknown backend'}"
+                    for b in usable if b not in here]
+        rows.append([inc.name, inc.marker, ", ".join(here) or "none",
+                     "\n".join(not_here), inc.summary])
+    print(tabulate(rows, headers=["incident", "marker", "backends here", "not here (why)",
+                                  "what comes back"]))
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
-    unknown = [n for n in args.incidents if n not in incidents.INCIDENTS]
-    if unknown:
-        print(f"repro: unknown incident {', '.join(unknown)}; known: "
-              f"{', '.join(incidents.INCIDENTS)}", file=sys.stderr)
-        return EXIT_USAGE
+    _check_incidents(args.incidents)
     if args.config and not args.config.is_file():
-        print(f"repro: {args.config}: configuration file not found", file=sys.stderr)
-        return EXIT_USAGE
-    argv = [str(PROJECT_ROOT / "repro"), "--repro-profile", args.profile]
+        raise ConfigError(f"{args.config}: configuration file not found")
+    argv = [str(PROJECT_ROOT / "repro"), "--repro-profile", args.profile,
+            "--repro-reports", str(args.reports)]
     if args.incidents:
         argv += ["-m", " or ".join(incidents.INCIDENTS[n].marker for n in args.incidents)]
     if args.config:
@@ -71,6 +107,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv += ["--repro-provider", args.provider]
     code = int(pytest.main(argv))
     return {0: EXIT_OK, 1: EXIT_FAILED}.get(code, EXIT_USAGE if code in (3, 4) else EXIT_FAILED)
+
+
+def cmd_doctor() -> int:
+    from tabulate import tabulate
+
+    from repro import doctor
+    checks = doctor.run_checks()
+    print(tabulate([[c.name, "ok" if c.ok else ("MISSING" if c.required else "no"),
+                     c.detail, "" if c.ok else c.fix] for c in checks],
+                   headers=["prerequisite", "", "found", "fix"], maxcolwidths=[None, None, 60, 50]))
+    print()
+    for b in doctor.backends(checks).values():
+        print(f"backend {b.name}: " + ("available" if b.available else f"not available "
+                                                                         f"({b.why_not})"))
+    missing = [c.name for c in checks if c.required and not c.ok]
+    if missing:
+        print(f"repro doctor: missing {', '.join(missing)}; run the fixes above",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def cmd_cleanup() -> int:
@@ -82,28 +138,55 @@ def cmd_cleanup() -> int:
     return EXIT_OK
 
 
-def cmd_report(run: str) -> int:
-    path = PROJECT_ROOT / "reports" / run / "summary.md"
+def cmd_report(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run) if Path(args.run).is_dir() else args.reports / args.run
+    path = run_dir / "summary.md"
     if not path.is_file():
-        print(f"repro: no report at {path}; run `repro run` first", file=sys.stderr)
-        return EXIT_USAGE
+        raise ConfigError(f"no report at {path}; run `repro run` first")
+    if args.html:
+        from repro.report.html import write_html
+        from repro.report.results import read_json
+        run_id, results = read_json(run_dir / "results.json")
+        print(write_html(results, run_dir.resolve(), run_id))
+        return EXIT_OK
     print(path.read_text())
     return EXIT_OK
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    from repro import gate, images
+    _check_incidents(args.incidents)
+    if args.config and not args.config.is_file():
+        raise ConfigError(f"{args.config}: configuration file not found")
+    baseline, candidate = images.parse(args.baseline), images.parse(args.candidate)
+    rows, out = gate.run_gate(baseline, candidate, args.incidents, config=args.config,
+                              profile=args.profile, reports_root=args.reports,
+                              timeout_s=args.timeout_min * 60)
+    print(gate.table(rows, baseline, candidate))
+    for r in rows:
+        for d in r.detail:
+            print(f"  {r.incident} on the candidate: {d}")
+    if args.junit:
+        shutil.copy(out / "junit.xml", args.junit)
+    blocked = [r.incident for r in rows if r.regression]
+    print(f"repro gate: {'BLOCKED: ' + ', '.join(blocked) + ' regressed' if blocked else 'passed'}"
+          f" (report: {out / 'gate.md'})")
+    return EXIT_FAILED if blocked else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"list": lambda: cmd_list(), "run": lambda: cmd_run(args),
+                "doctor": lambda: cmd_doctor(), "cleanup": lambda: cmd_cleanup(),
+                "report": lambda: cmd_report(args), "gate": lambda: cmd_gate(args)}
     try:
-        if args.command == "list":
-            return cmd_list()
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "cleanup":
-            return cmd_cleanup()
-        return cmd_report(args.run)
-    except ReproError as exc:
+        return commands[args.command]()
+    except (ConfigError, PrerequisiteError) as exc:
         print(f"repro: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ReproError as exc:  # the harness failed while running: a failed run, said in a line
+        print(f"repro: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 

@@ -77,10 +77,13 @@ class Provider(Protocol):
 PROVIDERS: dict[str, str] = {
     "docker": "repro.hosts.docker:DockerProvider",
     "qemu": "repro.hosts.qemu:QemuProvider",
+    "ec2": "repro.hosts.ec2:Ec2Provider",
 }
 
 
 def get_provider(name: str) -> Provider:
+    """`name` is a provider, optionally with the image its hosts boot: docker:IMAGE, ec2:AMI."""
+    name, _, image = name.partition(":")
     target = PROVIDERS.get(name)
     if target is None:
         known = ", ".join(sorted(PROVIDERS))
@@ -90,7 +93,12 @@ def get_provider(name: str) -> Provider:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"provider {name!r} is not available: {exc}", key="provider") from exc
-    provider: Provider = getattr(module, attr)()
+    cls = getattr(module, attr)
+    try:
+        provider: Provider = cls(image=image) if image else cls()
+    except TypeError as exc:
+        raise ConfigError(f"provider {name!r} takes no image (got {image!r})",
+                          key="provider") from exc
     return provider
 
 

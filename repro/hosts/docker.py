@@ -122,16 +122,23 @@ class DockerHost:
 
 
 class DockerProvider:
+    """`image`: what the containers run (default the base image; `docker:IMAGE` picks another,
+    e.g. an image with its host init baked in, see repro.images)."""
+
     name = "docker"
+
+    def __init__(self, image: str = BASE_IMAGE):
+        self.image = image
 
     @contextlib.contextmanager
     def hosts(self, run: Run, roles: Sequence[str]) -> Iterator[dict[str, Host]]:
         dc = client()
         try:
-            dc.images.get(BASE_IMAGE)
+            dc.images.get(self.image)
         except docker.errors.ImageNotFound as exc:
-            raise PrerequisiteError(f"the base host image {BASE_IMAGE} is missing",
-                                    "run setup/setup.sh image") from exc
+            raise PrerequisiteError(f"the host image {self.image} is missing",
+                                    "run setup/setup.sh image" if self.image == BASE_IMAGE
+                                    else f"build or pull {self.image}") from exc
         labels = names.run_labels(run.run_id)
         network = dc.networks.create(
             run.name("net"), driver="bridge", labels=labels, check_duplicate=True,
@@ -139,8 +146,8 @@ class DockerProvider:
         containers: list[Container] = []
         try:
             with ThreadPoolExecutor(max_workers=min(8, len(roles))) as pool:
-                futures = [pool.submit(_start, dc, run, network, role, labels, containers)
-                           for role in roles]
+                futures = [pool.submit(_start, dc, run, network, role, labels, containers,
+                                       self.image) for role in roles]
                 started = [f.result() for f in futures]  # first failure raises here
             yield {h.role: h for h in started}
         finally:
@@ -153,12 +160,13 @@ class DockerProvider:
 
 
 def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
-           labels: dict[str, str], started: list[Container]) -> DockerHost:
+           labels: dict[str, str], started: list[Container], image: str = BASE_IMAGE
+           ) -> DockerHost:
     name = run.name(role)
     t0 = time.monotonic()
     try:
         container = dc.containers.create(
-            BASE_IMAGE, name=name, hostname=role, labels=labels, detach=True,
+            image, name=name, hostname=role, labels=labels, detach=True,
             network=network.name, cap_add=["NET_ADMIN", "NET_RAW"],
             sysctls={"net.netfilter.nf_conntrack_acct": "1"})
     except docker.errors.APIError as exc:

@@ -1,0 +1,229 @@
+"""`repro gate`: does a candidate machine image bring an incident back?
+
+Model: the gate runs the chosen incidents' configurations under test (the
+fixed ones, fixtures/default.toml, unless --config names another file) once
+on the baseline image and once on the candidate, each as its own pytest run
+(`-k configuration_under_test`, the image's provider through
+--repro-provider, reports under reports/<gate run>/<side>/), one after the
+other (a run wants the machine's cores to itself). Each side yields one
+IncidentResult per incident; `compare` lines them up:
+
+  ok          passed on both
+  REGRESSION  passed on the baseline, did not pass on the candidate (fail,
+              inconclusive, unknown, or no result at all: a candidate that
+              cannot even host the run regresses) -> exit 1
+  fixed       failed on the baseline, passes on the candidate
+  fails on both / no result on either: reported, not a regression (the
+              baseline is not a reference for that incident)
+
+The gate writes gate.md (the side-by-side table and the candidate's
+reasons), gate.json and junit.xml (one test case per incident, a failure per
+regression) into reports/<gate run>/ and points reports/latest at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tabulate import tabulate
+
+from repro import doctor, images, incidents
+from repro.checks import Outcome
+from repro.errors import ConfigError
+from repro.images import ImageRef
+from repro.report.results import IncidentResult, read_json
+from repro.run import Run, point_latest, start_run
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SIDES = ("baseline", "candidate")
+SELECT = "configuration_under_test"  # every incident's test of its configuration under test
+
+
+@dataclass
+class Side:
+    name: str
+    image: ImageRef
+    reports: Path
+    exit_code: int | None = None
+    results: dict[str, IncidentResult] = field(default_factory=dict)  # incident -> result
+    errors: dict[str, str] = field(default_factory=dict)  # incident -> pytest's failure line
+    log: Path | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    incident: str
+    baseline: str  # outcome, or "no result"
+    candidate: str
+    status: str    # ok | REGRESSION | fixed | fails on both | no result on either
+    detail: tuple[str, ...] = ()  # the candidate's reasons (or why it has no result)
+    baseline_figures: dict[str, object] = field(default_factory=dict)
+    candidate_figures: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def regression(self) -> bool:
+        return self.status == "REGRESSION"
+
+
+def select_incidents(image: ImageRef, wanted: list[str]) -> list[str]:
+    """The incidents to gate on: those asked for (each must run on the image's backend)."""
+    unknown = [n for n in wanted if n not in incidents.INCIDENTS]
+    if unknown:
+        raise ConfigError(f"unknown incident {', '.join(unknown)}; known: "
+                          f"{', '.join(incidents.INCIDENTS)}")
+    able = [n for n in incidents.INCIDENTS if image.backend in doctor.incident_backends(n)]
+    chosen = wanted or able
+    unable = [n for n in chosen if n not in able]
+    if unable:
+        raise ConfigError(f"{', '.join(unable)} cannot run on {image.backend} images; "
+                          f"on {image.backend}: {', '.join(able) or 'none'}")
+    if not chosen:
+        raise ConfigError(f"no incident runs on {image.backend} images")
+    return chosen
+
+
+def pytest_argv(side: Side, chosen: list[str], config: Path | None, profile: str) -> list[str]:
+    markers = " or ".join(incidents.INCIDENTS[n].marker for n in chosen)
+    argv = [sys.executable, "-m", "pytest", str(PROJECT_ROOT / "repro"), "-m", markers,
+            "-k", SELECT, "--repro-provider", side.image.provider, "--repro-profile", profile,
+            "--repro-reports", str(side.reports), "--junitxml", str(side.reports / "pytest.xml"),
+            "-p", "no:cacheprovider", "-q"]
+    return argv + (["--repro-config", str(config)] if config else [])
+
+
+def run_side(side: Side, chosen: list[str], run: Run, config: Path | None, profile: str,
+             timeout_s: float) -> Side:
+    side.reports.mkdir(parents=True, exist_ok=True)
+    side.log = side.reports / "pytest.log"
+    env = os.environ | side.image.environment(run.scratch)
+    with side.log.open("w") as log:
+        try:
+            side.exit_code = subprocess.run(
+                pytest_argv(side, chosen, config, profile), cwd=PROJECT_ROOT, env=env,
+                stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, check=False).returncode
+        except subprocess.TimeoutExpired:
+            side.exit_code = None
+    if side.exit_code in (3, 4, 5):  # internal error, usage error, nothing collected
+        tail = side.log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+        raise ConfigError(f"{side.name} run on {side.image} could not start: {tail[0]} "
+                          f"(log: {side.log})")
+    latest = side.reports / "latest" / "results.json"
+    if latest.is_file():
+        for r in read_json(latest)[1]:
+            if r.expected is Outcome.PASS and r.incident in chosen:
+                side.results[r.incident] = r
+    side.errors = _pytest_failures(side.reports / "pytest.xml")
+    if side.exit_code is None:
+        side.errors = {n: f"timed out after {timeout_s:.0f} s" for n in chosen} | side.errors
+    return side
+
+
+def _pytest_failures(junit: Path) -> dict[str, str]:
+    """incident -> first line of its failing test's message (repro.<incident>.test_x)."""
+    found: dict[str, str] = {}
+    if not junit.is_file():
+        return found
+    for case in ET.parse(junit).iter("testcase"):
+        parts = case.get("classname", "").split(".")
+        bad = case.find("failure")
+        bad = bad if bad is not None else case.find("error")
+        if len(parts) > 1 and bad is not None:
+            found.setdefault(parts[1], (bad.get("message") or "failed").splitlines()[0][:300])
+    return found
+
+
+def _cell(side: Side, incident: str) -> str:
+    r = side.results.get(incident)
+    return r.verdict.outcome.value if r else "no result"
+
+
+def compare(base: Side, cand: Side, chosen: list[str]) -> list[Row]:
+    rows = []
+    for n in chosen:
+        b, c = _cell(base, n), _cell(cand, n)
+        b_ok, c_ok = b == Outcome.PASS.value, c == Outcome.PASS.value
+        status = ("ok" if b_ok and c_ok else "REGRESSION" if b_ok else "fixed" if c_ok
+                  else "no result on either" if b == c == "no result" else "fails on both")
+        cr = cand.results.get(n)
+        detail = tuple(cr.verdict.reasons) if cr else (cand.errors.get(n, "no result"),)
+        rows.append(Row(n, b, c, status, detail if not c_ok else (),
+                        dict(base.results[n].figures) if n in base.results else {},
+                        dict(cr.figures) if cr else {}))
+    return rows
+
+
+def _figure(figs: dict[str, object]) -> str:
+    for key, unit in (("longest_gap_s", "s gap"), ("longest_stall_ms", "ms stall"),
+                      ("p99_ms", "ms p99")):
+        if figs.get(key) is not None:
+            return f" ({figs[key]} {unit})"
+    return ""
+
+
+def table(rows: list[Row], base: ImageRef, cand: ImageRef, fmt: str = "github") -> str:
+    data = [[r.incident, r.baseline + _figure(r.baseline_figures),
+             r.candidate + _figure(r.candidate_figures), r.status] for r in rows]
+    return tabulate(data, headers=["incident", f"baseline {base}", f"candidate {cand}", "gate"],
+                    tablefmt=fmt)
+
+
+def write_reports(rows: list[Row], base: Side, cand: Side, out: Path) -> None:
+    blocked = [r for r in rows if r.regression]
+    lines = [f"# repro gate: {'BLOCKED' if blocked else 'passed'}", "",
+             f"baseline `{base.image}`, candidate `{cand.image}`: each incident's configuration "
+             "under test on both; a regression is a pass on the baseline that is not a pass "
+             "on the candidate.", "", table(rows, base.image, cand.image), ""]
+    for r in rows:
+        if r.detail:
+            lines += [f"## {r.incident} on the candidate ({r.candidate})", ""]
+            lines += [f"- {d}" for d in r.detail] + [""]
+    lines += [f"- {s.name} reports: `{s.reports}` (pytest log `{s.log}`)" for s in (base, cand)]
+    (out / "gate.md").write_text("\n".join(lines) + "\n")
+    (out / "gate.json").write_text(json.dumps({
+        "baseline": str(base.image), "candidate": str(cand.image), "blocked": bool(blocked),
+        "rows": [asdict(r) for r in rows]}, indent=2, default=str) + "\n")
+    suite = ET.Element("testsuite", name="repro gate", tests=str(len(rows)),
+                       failures=str(len(blocked)))
+    for r in rows:
+        case = ET.SubElement(suite, "testcase", classname=f"repro.gate.{r.incident}",
+                             name=f"{cand.image} vs {base.image}")
+        if r.regression:
+            failure = ET.SubElement(case, "failure", message=f"regression: {r.baseline} on "
+                                    f"the baseline, {r.candidate} on the candidate")
+            failure.text = "\n".join(r.detail)
+        elif r.status != "ok":
+            ET.SubElement(case, "system-out").text = f"{r.status}: " + "; ".join(r.detail)
+    ET.ElementTree(suite).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
+
+
+def run_gate(baseline: ImageRef, candidate: ImageRef, wanted: list[str], *,
+             config: Path | None, profile: str, reports_root: Path, timeout_s: float,
+             say: Callable[[str], None] = print) -> tuple[list[Row], Path]:
+    """Run both sides, compare, write the reports; returns the rows and the report dir."""
+    if baseline.backend != candidate.backend:
+        raise ConfigError(f"baseline and candidate must be the same kind of image "
+                          f"({baseline.backend} vs {candidate.backend})")
+    for image in (baseline, candidate):
+        images.check(image)
+    chosen = select_incidents(baseline, wanted)
+    run = start_run(reports_root)
+    try:
+        sides = [Side(name, image, run.reports / name)
+                 for name, image in zip(SIDES, (baseline, candidate), strict=True)]
+        for side in sides:
+            say(f"[gate] {side.name} {side.image}: {', '.join(chosen)} ...")
+            run_side(side, chosen, run, config, profile, timeout_s)
+            say(f"[gate] {side.name}: " + ", ".join(f"{n} {_cell(side, n)}" for n in chosen))
+        rows = compare(sides[0], sides[1], chosen)
+        write_reports(rows, sides[0], sides[1], run.reports)
+        point_latest(reports_root, run)
+    finally:
+        run.close()
+    return rows, run.reports

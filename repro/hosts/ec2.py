@@ -1,0 +1,358 @@
+"""EC2 hosts: instances from an AMI, reached over SSH, terminated however the run ends.
+
+Model: `Ec2Provider(image=AMI).hosts(run, roles)` launches one instance per role
+in a single `run_instances` call (all or none), tagged at launch with
+
+  repro:run      the run id (what `repro cleanup` and the janitor look for)
+  repro:expires  UTC time after which the instance is garbage, whoever owns it
+  repro:owner    the machine that launched it (cleanup only touches its own)
+  repro:role, Name = repro-<short>-<role>
+
+and `InstanceInitiatedShutdownBehavior=terminate`. Its user data (run as root at
+first boot) installs the run's public key for root and arms a dead man's
+switch: a timer that powers the instance off at expiry, which (by that
+setting) terminates it even if the runner vanished and never came back. A
+host is ready when sshd accepts a login with the run's key (SSH through
+paramiko/fabric, as for QEMU guests). Leaving the context, also after a
+failed start or Ctrl-C, saves each console output and terminates every
+instance it launched.
+
+Three guards keep cost bounded: the hard cap (`max_instances`, counted over
+every repro-tagged pending or running instance of the account and region,
+checked before and after launching: a launch that would exceed it is
+refused or rolled back), the expiry (the janitor `expired()`/`reap()`
+terminates tagged instances past `repro:expires`, from any machine), and the
+on-host switch. Settings come from the environment (docs/ec2.md); botocore
+itself honours AWS_ENDPOINT_URL_EC2 (moto's server in the tests). `reap()`
+does nothing unless REPRO_EC2_REGION is set, so runs that never use EC2
+never call AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shlex
+import socket
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from repro.errors import HostCommandError, PrerequisiteError, ProvisionError
+from repro.hosts.base import CommandResult, Host
+from repro.hosts.qemu_ssh import SshCommander
+from repro.hosts.sshlogin import connection, wait_for_login
+
+if TYPE_CHECKING:
+    import fabric
+
+    from repro.run import Run
+
+TAG_RUN, TAG_EXPIRES, TAG_OWNER, TAG_ROLE = "repro:run", "repro:expires", "repro:owner", \
+    "repro:role"
+LIVE_STATES = ("pending", "running")
+REAPABLE_STATES = ("pending", "running", "stopping", "stopped")
+POLL_S = 2.0
+ENV = {"region": "REPRO_EC2_REGION", "ami": "REPRO_EC2_AMI",
+       "instance_type": "REPRO_EC2_INSTANCE_TYPE", "subnet": "REPRO_EC2_SUBNET",
+       "security_groups": "REPRO_EC2_SECURITY_GROUPS", "address": "REPRO_EC2_ADDRESS",
+       "max_instances": "REPRO_EC2_MAX_INSTANCES", "ttl_min": "REPRO_EC2_TTL_MIN",
+       "launch_timeout_s": "REPRO_EC2_LAUNCH_TIMEOUT_S",
+       "login_timeout_s": "REPRO_EC2_LOGIN_TIMEOUT_S"}
+
+
+@dataclass(frozen=True)
+class Ec2Settings:
+    region: str = ""
+    ami: str = ""
+    instance_type: str = "t3.small"
+    subnet: str = ""                      # default VPC's default subnet when empty
+    security_groups: tuple[str, ...] = ()  # must allow tcp/22 from the runner
+    address: str = "private"              # which address the runner uses: private or public
+    max_instances: int = 8                # hard cap over every repro instance in the region
+    ttl_min: float = 120.0                # expiry tag and on-host shutdown timer
+    launch_timeout_s: float = 300.0
+    login_timeout_s: float = 300.0
+
+    @staticmethod
+    def from_env(env: Mapping[str, str] = os.environ, ami: str = "") -> Ec2Settings:
+        values: dict[str, Any] = {}
+        for f in fields(Ec2Settings):
+            raw = env.get(ENV[f.name], "")
+            if not raw:
+                continue
+            try:
+                values[f.name] = (tuple(x for x in raw.split(",") if x)
+                                  if f.name == "security_groups" else
+                                  type(getattr(Ec2Settings(), f.name))(raw))
+            except ValueError as exc:
+                raise PrerequisiteError(f"{ENV[f.name]}={raw!r} is not valid",
+                                        "see docs/ec2.md for the settings") from exc
+        values.setdefault("region", env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""))
+        settings = Ec2Settings(**values)
+        return replace(settings, ami=ami) if ami else settings
+
+    def missing(self) -> list[str]:
+        return [ENV[k] for k in ("region", "ami") if not getattr(self, k)]
+
+
+def client(settings: Ec2Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+    cfg = Config(region_name=settings.region, connect_timeout=10, read_timeout=30,
+                 retries={"max_attempts": 4, "mode": "standard"})
+    return boto3.client("ec2", config=cfg)
+
+
+def owner_id() -> str:
+    return socket.gethostname()
+
+
+def user_data(public_key_line: str, run_id: str, ttl_s: float, expires: str) -> str:
+    """First-boot script: the run's key for root, and the dead man's switch."""
+    secs = max(int(ttl_s), 1)
+    return f"""#!/bin/sh
+# repro run {run_id}: login key and dead man's switch (instance expires {expires})
+if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then
+    systemd-run --unit=repro-deadman --on-active={secs}s /bin/systemctl poweroff --force
+else
+    nohup sh -c 'sleep {secs}; poweroff -f || halt -f' >/dev/null 2>&1 &
+fi
+install -d -m 700 /root/.ssh
+printf '%s\\n' {shlex.quote(public_key_line)} > /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+if [ -d /etc/ssh/sshd_config.d ]; then
+    echo 'PermitRootLogin prohibit-password' > /etc/ssh/sshd_config.d/00-repro.conf
+    (systemctl reload ssh || systemctl reload sshd) >/dev/null 2>&1 || true
+fi
+"""
+
+
+def tagged(ec2: Any, states: Sequence[str], extra: Sequence[dict[str, Any]] = ()
+           ) -> list[dict[str, Any]]:
+    """Every instance carrying repro:run in the given states (paginated)."""
+    filters = [{"Name": "tag-key", "Values": [TAG_RUN]},
+               {"Name": "instance-state-name", "Values": list(states)}, *extra]
+    found = []
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        for reservation in page["Reservations"]:
+            found += reservation["Instances"]
+    return found
+
+
+def tags_of(instance: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+@dataclass
+class Ec2Host:
+    name: str
+    role: str
+    address: str
+    instance_id: str
+    key_path: Path
+    console_path: Path
+    _ssh: SshCommander | None = field(default=None, repr=False)
+
+    def _commander(self) -> SshCommander:
+        if self._ssh is None:
+            self._ssh = SshCommander(self.address, self.key_path)
+        return self._ssh
+
+    def run(self, command: str, *, timeout: float, check: bool = True,
+            env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> CommandResult:
+        started = time.monotonic()
+        code, out, err = self._commander().execute(command, timeout, env, stdin)
+        res = CommandResult(self.name, command, code, out.decode(errors="replace"),
+                            err.decode(errors="replace"), time.monotonic() - started)
+        if check and not res.ok:
+            raise HostCommandError(self.name, command, code, res.stdout + res.stderr)
+        return res
+
+    def put(self, data: bytes | Path, remote: str, mode: int = 0o644) -> None:
+        payload = data.read_bytes() if isinstance(data, Path) else data
+        q = shlex.quote(remote)
+        self.run(f"mkdir -p \"$(dirname {q})\" && cat > {q}.part && chmod {mode:o} {q}.part "
+                 f"&& mv {q}.part {q}", timeout=60, stdin=payload)
+
+    def get(self, remote: str, local: Path) -> None:
+        code, out, err = self._commander().execute(f"cat {shlex.quote(remote)}", 60)
+        if code != 0:
+            raise HostCommandError(self.name, f"get {remote}", code, err.decode(errors="replace"))
+        local.write_bytes(out)
+
+    def url(self) -> str:
+        return f"ec2://{self.instance_id}"
+
+    def console(self) -> Path | None:
+        return self.console_path if self.console_path.exists() else None
+
+    def ssh(self) -> fabric.Connection:
+        return connection(self.address, self.key_path)
+
+    def close(self) -> None:
+        if self._ssh is not None:
+            self._ssh.close()
+
+
+class Ec2Provider:
+    name = "ec2"
+
+    def __init__(self, image: str = "", settings: Ec2Settings | None = None):
+        self.settings = settings or Ec2Settings.from_env(ami=image)
+        if image and settings:
+            self.settings = replace(settings, ami=image)
+
+    @contextlib.contextmanager
+    def hosts(self, run: Run, roles: Sequence[str]) -> Iterator[dict[str, Host]]:
+        s = self.settings
+        if s.missing():
+            raise PrerequisiteError(f"EC2 is not configured ({', '.join(s.missing())} unset)",
+                                    "set them (docs/ec2.md) or pass --repro-provider ec2:AMI")
+        ec2 = client(s)
+        _check_cap(ec2, s, len(roles))
+        ids: list[str] = []
+        started: list[Ec2Host] = []
+        try:
+            ids = _launch(ec2, s, run, roles)
+            for role, iid in zip(roles, ids, strict=True):
+                ec2.create_tags(Resources=[iid], Tags=[{"Key": "Name", "Value": run.name(role)},
+                                                       {"Key": TAG_ROLE, "Value": role}])
+            _check_cap(ec2, s, 0)  # another run launched meanwhile: roll ours back
+            addresses = _wait_running(ec2, s, ids)
+            consoles = run.reports / "hosts"
+            consoles.mkdir(parents=True, exist_ok=True)
+            for role, iid in zip(roles, ids, strict=True):
+                name = run.name(role)
+                started.append(Ec2Host(name, role, addresses[iid], iid, run.key.private_path,
+                                       consoles / f"{name}.console.log"))
+            with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+                list(pool.map(lambda h: wait_for_login(h.address, h.key_path,
+                                                       s.login_timeout_s), started))
+            yield {h.role: h for h in started}
+        finally:
+            for h in started:
+                h.close()
+                _save_console(ec2, h)
+            terminate(ec2, ids)
+
+
+def _check_cap(ec2: Any, s: Ec2Settings, adding: int) -> None:
+    live = tagged(ec2, LIVE_STATES)
+    if len(live) + adding > s.max_instances:
+        raise ProvisionError(
+            f"EC2 cap: {len(live)} repro instance(s) live + {adding} asked > max_instances "
+            f"{s.max_instances} (REPRO_EC2_MAX_INSTANCES); `repro cleanup` or wait for expiry")
+
+
+def _launch(ec2: Any, s: Ec2Settings, run: Run, roles: Sequence[str]) -> list[str]:
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=s.ttl_min)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    common = [{"Key": TAG_RUN, "Value": run.run_id}, {"Key": TAG_EXPIRES, "Value": expires},
+              {"Key": TAG_OWNER, "Value": owner_id()}]
+    args: dict[str, Any] = {
+        "ImageId": s.ami, "InstanceType": s.instance_type, "MinCount": len(roles),
+        "MaxCount": len(roles), "InstanceInitiatedShutdownBehavior": "terminate",
+        "UserData": user_data(run.key.public_line, run.run_id, s.ttl_min * 60, expires),
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": common},
+                              {"ResourceType": "volume", "Tags": common}]}
+    if s.subnet:
+        args["SubnetId"] = s.subnet
+    if s.security_groups:
+        args["SecurityGroupIds"] = list(s.security_groups)
+    try:
+        ids = [i["InstanceId"] for i in ec2.run_instances(**args)["Instances"]]
+    except Exception as exc:  # botocore's ClientError and friends
+        raise ProvisionError(f"run_instances from {s.ami} failed: {exc}") from exc
+    return ids
+
+
+def _wait_running(ec2: Any, s: Ec2Settings, ids: list[str]) -> dict[str, str]:
+    """instance id -> address once every instance runs (raises if one ends instead)."""
+    key = "PublicIpAddress" if s.address == "public" else "PrivateIpAddress"
+    deadline = time.monotonic() + s.launch_timeout_s
+    while True:
+        found = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=ids)
+                 ["Reservations"] for i in r["Instances"]}
+        gone = [f"{k} {v['State']['Name']}" for k, v in found.items()
+                if v["State"]["Name"] not in LIVE_STATES]
+        if gone:
+            raise ProvisionError(f"instance(s) did not start: {', '.join(gone)}")
+        if all(v["State"]["Name"] == "running" and v.get(key) for v in found.values()) \
+                and len(found) == len(ids):
+            return {k: v[key] for k, v in found.items()}
+        if time.monotonic() > deadline:
+            raise ProvisionError(f"instances not running with a {key} within "
+                                 f"{s.launch_timeout_s:.0f} s: {', '.join(ids)}")
+        time.sleep(POLL_S)  # polling the API for a state, not synchronising
+
+
+def _save_console(ec2: Any, host: Ec2Host) -> None:
+    with contextlib.suppress(Exception):
+        out = ec2.get_console_output(InstanceId=host.instance_id, Latest=True).get("Output")
+        if out:
+            host.console_path.write_text(out)
+
+
+def terminate(ec2: Any, ids: Sequence[str]) -> list[str]:
+    if not ids:
+        return []
+    res = ec2.terminate_instances(InstanceIds=list(ids))
+    return [t["InstanceId"] for t in res["TerminatingInstances"]]
+
+
+def expired(ec2: Any, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Tagged instances past their repro:expires (or with an unreadable one), any owner."""
+    now = now or dt.datetime.now(dt.UTC)
+    out = []
+    for inst in tagged(ec2, REAPABLE_STATES):
+        stamp = tags_of(inst).get(TAG_EXPIRES, "")
+        try:
+            due = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        except ValueError:
+            due = now  # no valid expiry: treat as expired, never as immortal
+        if due <= now:
+            out.append(inst)
+    return out
+
+
+def janitor(ec2: Any, now: dt.datetime | None = None) -> list[str]:
+    """Terminate every expired repro instance; returns what it terminated."""
+    return terminate(ec2, [i["InstanceId"] for i in expired(ec2, now)])
+
+
+def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
+    """`repro cleanup` / run start: expired instances, and this machine's dead runs' ones."""
+    if not os.environ.get(ENV["region"]):
+        return []  # EC2 not in use here: never call AWS
+    ec2 = client(Ec2Settings.from_env())
+    doomed = {i["InstanceId"]: tags_of(i).get(TAG_RUN, "?") for i in expired(ec2)}
+    for inst in tagged(ec2, REAPABLE_STATES, [{"Name": f"tag:{TAG_OWNER}",
+                                                "Values": [owner_id()]}]):
+        run_id = tags_of(inst).get(TAG_RUN, "")
+        if all_runs or run_id not in live_run_ids:
+            doomed[inst["InstanceId"]] = run_id
+    return [f"ec2 instance {iid} (run {doomed[iid]})" for iid in terminate(ec2, list(doomed))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m repro.hosts.ec2 janitor`: for a scheduled job (cron, CI) per region."""
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m repro.hosts.ec2")
+    p.add_argument("action", choices=["janitor"])
+    p.parse_args(argv)
+    settings = Ec2Settings.from_env()
+    if not settings.region:
+        print("repro ec2 janitor: set REPRO_EC2_REGION (or AWS_REGION)")
+        return 2
+    for iid in janitor(client(settings)):
+        print(f"terminated {iid}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
