@@ -24,6 +24,7 @@ storm the batch blocks no client: any stall is the lock queue's doing.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from dataclasses import asdict
 from typing import Any, Protocol
@@ -41,6 +42,7 @@ SEED_JOBS = 4000
 BATCH_ROWS = 1000
 ADMIN_TIMEOUT_MS = 30000
 SAMPLER_TIMEOUT_MS = 2000
+BATCH_SLICE_S = 0.5
 
 
 def _seed_id(seq: int) -> int:
@@ -56,6 +58,7 @@ class Client(Protocol):
 
 class Batch(Protocol):
     def run(self, hold_s: float) -> int: ...
+    def cancel(self) -> None: ...  # from another thread: end the transaction in flight now
     def close(self) -> None: ...
 
 
@@ -106,13 +109,24 @@ class PgBatch:
     def __init__(self, url: str, hold_max_s: float):
         self.conn = postgres.connect(url, statement_timeout_ms=int((hold_max_s + 30) * 1000),
                                      application_name="repro-batch")
+        self.cancelled = threading.Event()
 
     def run(self, hold_s: float) -> int:
+        deadline = time.monotonic() + hold_s
         with self.conn.transaction():
             cur = self.conn.execute("UPDATE repro_jobs SET attempts = attempts + 1 "
                                     "WHERE owner = 'batch'")
-            self.conn.execute("SELECT pg_sleep(%s)", (hold_s,))
+            # the batch's work between statements, in slices so that cancel() is prompt;
+            # the transaction (and its locks) stays open throughout
+            while (left := deadline - time.monotonic()) > 0:
+                if self.cancelled.is_set():
+                    raise InterruptedError("batch transaction cancelled")
+                self.conn.execute("SELECT pg_sleep(%s)", (min(left, BATCH_SLICE_S),))
             return int(cur.rowcount)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.conn.cancel_safe(timeout=5.0)  # the server cancels the statement; we roll back
 
     def close(self) -> None:
         self.conn.close()
@@ -169,7 +183,7 @@ class PgDriver:
         return PgClient(self.url, name, self.op_timeout_s)
 
     def batch(self) -> Batch:
-        return PgBatch(self.url, hold_max_s=600)
+        return PgBatch(self.url, hold_max_s=BATCH_SLICE_S)
 
     def sampler(self) -> Sampler:
         return PgSampler(self.url)
@@ -202,6 +216,7 @@ class MongoBatch:
     def __init__(self, url: str, database: str):
         self.mongo = mongodb.client(url, timeout_ms=60000)
         self.jobs = self.mongo[database][TABLE]
+        self.cancelled = threading.Event()
 
     def run(self, hold_s: float) -> int:
         deadline = time.monotonic() + hold_s
@@ -209,8 +224,11 @@ class MongoBatch:
         while True:  # a batch job: multi-document writes back to back for hold_s
             written += self.jobs.update_many({"owner": "batch"},
                                              {"$inc": {"attempts": 1}}).modified_count
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self.cancelled.is_set():
                 return written
+
+    def cancel(self) -> None:
+        self.cancelled.set()
 
     def close(self) -> None:
         self.mongo.close()

@@ -11,6 +11,8 @@ appends to the run's History until `stop` is set.
   `service_s` is the time the database itself took.
 - The batch job runs long write transactions back to back (`batch` events,
   phase begin / commit, with the rows it wrote), a pause of `gap_s` between.
+  Stopping cancels the transaction in flight (phase "stopped"), so an
+  interrupted run does not wait out a long transaction.
 - The sampler reads pg_locks or serverStatus every `interval_s` (`db` events).
 - The ticker touches nothing but the clock: a `tick` event every 50 ms. A gap
   in the ticks means the harness itself (or the whole machine) was frozen, so
@@ -22,13 +24,15 @@ checker then finds the workload missing and calls the run inconclusive.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from repro.history import History
-from repro.mongo_index_lock.drivers import Client, Driver
+from repro.mongo_index_lock.drivers import Batch, Client, Driver
 
 JOIN_GRACE_S = 10.0
 SAMPLE_INTERVAL_S = 0.1
@@ -47,15 +51,21 @@ class Threads:
         self.threads.append(t)
         t.start()
 
+    cancels: list[Callable[[], None]] = field(default_factory=list)
+
     def stop_all(self, timeout_s: float) -> list[str]:
-        """Set stop, join each thread within the bound; names of those still running."""
+        """Set stop, cancel work in flight, join every thread within one bound.
+
+        Returns the names of threads still running at the deadline.
+        """
         self.stop.set()
-        stuck = []
+        for cancel in self.cancels:
+            with contextlib.suppress(Exception):  # best effort; the join below is bounded
+                cancel()
+        deadline = time.monotonic() + timeout_s
         for t in self.threads:
-            t.join(timeout_s)
-            if t.is_alive():
-                stuck.append(t.name)
-        return stuck
+            t.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in self.threads if t.is_alive()]
 
 
 def start_workload(threads: Threads, driver: Driver, history: History, rate: float,
@@ -105,23 +115,25 @@ def start_batch(threads: Threads, driver: Driver, history: History, hold_s: floa
                 gap_s: float) -> None:
     if hold_s <= 0:
         return
-    threads.spawn("batch", lambda: _batch_loop(threads.stop, driver, history, hold_s, gap_s))
-
-
-def _batch_loop(stop: threading.Event, driver: Driver, history: History, hold_s: float,
-                gap_s: float) -> None:
     try:
         batch = driver.batch()
     except Exception as exc:
         history.append("note", host="batch", text=f"batch job could not connect: {exc}")
         return
+    threads.cancels.append(batch.cancel)
+    threads.spawn("batch", lambda: _batch_loop(threads.stop, batch, history, hold_s, gap_s))
+
+
+def _batch_loop(stop: threading.Event, batch: Batch, history: History, hold_s: float,
+                gap_s: float) -> None:
     try:
         while not stop.is_set():
             history.append("batch", host="batch", phase="begin", hold_s=hold_s)
             try:
                 rows = batch.run(hold_s)
             except Exception as exc:
-                history.append("batch", host="batch", phase="abort",
+                phase = "stopped" if stop.is_set() else "abort"
+                history.append("batch", host="batch", phase=phase,
                                error=f"{type(exc).__name__}: {str(exc).strip()[:200]}")
                 return
             history.append("batch", host="batch", phase="commit", rows=rows)

@@ -1,0 +1,87 @@
+"""A mongo_index_lock run interrupted mid-storm leaves nothing behind: Ctrl-C and
+SIGTERM stop the PostgreSQL server, kill the instances and delete the data
+directory; after SIGKILL, `repro cleanup` stops the orphaned server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro.databases import _process
+
+pytestmark = [pytest.mark.mongo, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pids_with(text: str) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+            and any(text in a for a in _process.cmdline(int(p.name)))]
+
+
+def start_blocked_storm(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """A pre-fix run whose instances sit in the lock queue behind a 60 s transaction."""
+    startup = tmp_path / "startup_under_interrupt.py"
+    shutil.copy(ROOT / "fixtures" / "mongo_index_lock" / "prefix.py", startup)
+    cfg = tmp_path / "blocked.toml"
+    cfg.write_text(f'[mongo_index_lock]\nservice_startup = "{startup}"\ninstances = 6\n'
+                   "waves = 1\nbatch_txn_s = 60.0\nbaseline_s = 0.5\nworkload_rate = 40.0\n")
+    log = tmp_path / "child.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", str(ROOT / "repro" / "mongo_index_lock"),
+             "-k", "under_test", "--repro-config", str(cfg),
+             "--repro-reports", str(tmp_path / "reports")],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def blocked() -> Path | None:
+        assert proc.poll() is None, ("the run ended before its storm started:\n"
+                                     + log.read_text(errors="replace")[-3000:])
+        for owner in Path("/tmp").glob("repro-*/owner.pid"):
+            if (owner.read_text().split()[0] == str(proc.pid)
+                    and list(owner.parent.glob("repro-pg-*"))
+                    and len(_pids_with(startup.name)) >= 6):
+                return owner.parent
+        return None
+
+    try:
+        scratch = _process.wait_for(blocked, timeout=90, interval=0.2, what="storm running")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, scratch, startup
+
+
+def _servers_of(scratch: Path) -> list[int]:
+    return [p for p in _pids_with(str(scratch)) if _process.cmdline(p)[0].endswith("postgres")]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_mid_storm_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
+    proc, scratch, startup = start_blocked_storm(tmp_path)
+    assert _servers_of(scratch)
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=90)
+    assert _servers_of(scratch) == []
+    assert _pids_with(startup.name) == []
+    assert not scratch.exists()
+
+
+def test_after_sigkill_repro_cleanup_stops_the_server(tmp_path: Path) -> None:
+    proc, scratch, startup = start_blocked_storm(tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    servers = _servers_of(scratch)
+    assert servers, "a SIGKILLed run should have left its server behind"
+    out = subprocess.run([str(ROOT / ".venv" / "bin" / "repro"), "cleanup"],
+                         capture_output=True, text=True, timeout=180, check=True).stdout
+    assert f"postgres pid {servers[0]}" in out
+    assert _servers_of(scratch) == [] and not scratch.exists()
+    # the orphaned instances lose their server and exit
+    _process.wait_for(lambda: not _pids_with(startup.name), timeout=30,
+                      what="orphaned instances gone")
