@@ -13,13 +13,16 @@ it, the `host` it concerns, and a flat dict of fields. Kinds used across layers:
   host                        a host life-cycle event (ready, exited, reset)
   note                        anything a person should read in the report
 
-Producers append from many threads; the history is written as JSON lines and
-read back for the checker, which sees only the history.
+Producers append from many threads; appends go to memory at once and to the
+JSON-lines file through a writer thread, so a probe never waits on the disk
+(a machine busy writing can stall a flush for seconds: the observer would
+then measure the disk, not the host). The checker sees only the history.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -58,7 +61,12 @@ class History:
         self._t0 = time.monotonic() if clock is None else clock
         self.wall_t0 = time.time()
         self.path = path
-        self._file = path.open("a", encoding="utf-8") if path else None
+        self._pending: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        if path:
+            self._writer = threading.Thread(target=self._write_lines, args=(path,),
+                                            name="history-writer", daemon=True)
+            self._writer.start()
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -67,20 +75,27 @@ class History:
         event = Event(t=self.now() if t is None else t, kind=kind, host=host, fields=fields)
         with self._lock:
             self._events.append(event)
-            if self._file:
-                self._file.write(event.to_json() + "\n")
-                self._file.flush()
+        if self._writer:
+            self._pending.put(event.to_json())
         return event
+
+    def _write_lines(self, path: Path) -> None:
+        with path.open("a", encoding="utf-8") as f:
+            while (line := self._pending.get()) is not None:
+                f.write(line + "\n")
+                if self._pending.empty():
+                    f.flush()
 
     def events(self) -> list[Event]:
         with self._lock:
             return sorted(self._events, key=lambda e: e.t)
 
     def close(self) -> None:
-        with self._lock:
-            if self._file:
-                self._file.close()
-                self._file = None
+        """Write out everything appended so far; later appends stay in memory only."""
+        writer, self._writer = self._writer, None
+        if writer:
+            self._pending.put(None)
+            writer.join(timeout=60)
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events())

@@ -18,6 +18,15 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def flood_running(short: str) -> bool:
+    try:
+        return subprocess.run(
+            ["docker", "exec", f"repro-{short}-client", "test", "-e", "/tmp/repro-flood/go"],
+            capture_output=True, timeout=30, check=False).returncode == 0
+    except subprocess.TimeoutExpired:  # a busy daemon: ask again
+        return False
+
+
 def start_long_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start a mtu_wedge run with a 60 s flood; return it once the flood is running."""
     cfg = tmp_path / "long.toml"
@@ -27,7 +36,7 @@ def start_long_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
         [sys.executable, "-m", "pytest", str(ROOT / "repro" / "mtu_wedge"), "-k", "under_test",
          "--repro-config", str(cfg), "--repro-reports", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     short = ""
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the run ended before its flood started"
@@ -35,9 +44,7 @@ def start_long_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
             for owner in Path("/tmp").glob("repro-*/owner.pid"):
                 if owner.read_text().split()[0] == str(proc.pid):
                     short = owner.parent.name.split("-")[1]
-        if short and subprocess.run(
-                ["docker", "exec", f"repro-{short}-client", "test", "-e", "/tmp/repro-flood/go"],
-                capture_output=True, timeout=10, check=False).returncode == 0:
+        if short and flood_running(short):
             return proc, short
         time.sleep(0.2)  # condition poll
     proc.kill()
