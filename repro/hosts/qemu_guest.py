@@ -61,6 +61,7 @@ modprobe virtio_net
 modprobe virtio_rng
 modprobe pvpanic_pci
 modprobe dm_snapshot
+modprobe nf_conntrack  # its sysctls (nf_conntrack_acct) exist only once it is loaded
 ip link set lo up
 ip link set eth0 up
 ip addr add "$(arg repro.ip)" dev eth0

@@ -73,7 +73,8 @@ class SshCommander:
         deadline = started + timeout + GRACE_S
         out, err = bytearray(), bytearray()
         try:
-            chan = self._transport(timeout).open_session(timeout=CONNECT_S)
+            # a guest busy with a flood can take long to open a channel: up to the budget
+            chan = self._transport(timeout).open_session(timeout=max(CONNECT_S, timeout))
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self.close()
             return None, b"", f"ssh to {self.address}: {exc}".encode()
