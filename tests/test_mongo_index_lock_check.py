@@ -184,11 +184,13 @@ def test_missing_background_transaction_is_inconclusive() -> None:
 
 
 def test_ticket_exhaustion_fails_on_mongodb() -> None:
-    v = judge(history(tickets=[(6.0, 5), (7.0, 0), (8.0, 3)]))
+    v = judge(history(tickets=[(6.0, 5), (7.0, 0), (7.1, 0), (8.0, 3)]))
     assert v.outcome is Outcome.FAIL
     assert v.figures["min_write_tickets"] == 0
     assert any("tickets exhausted" in r for r in v.reasons)
     assert judge(history(tickets=[(6.0, 5), (7.0, 1)])).outcome is Outcome.PASS
+    # one sample catching a burst is not running out
+    assert judge(history(tickets=[(6.0, 5), (7.0, 0), (7.1, 2)])).outcome is Outcome.PASS
 
 
 def test_harness_freeze_is_inconclusive_not_a_stall() -> None:
