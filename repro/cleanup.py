@@ -27,7 +27,7 @@ REAPERS = [
     "repro.hosts.docker",
     "repro.hosts.qemu",
     "repro.databases.postgres",
-    "repro.hosts.ec2",
+    "repro.hosts.ec2_janitor",
 ]
 SHORT = r"[0-9a-f]{4}"
 CMD_TIMEOUT_S = 20

@@ -20,12 +20,10 @@ instance it launched.
 Three guards keep cost bounded: the hard cap (`max_instances`, counted over
 every repro-tagged pending or running instance of the account and region,
 checked before and after launching: a launch that would exceed it is
-refused or rolled back), the expiry (the janitor `expired()`/`reap()`
-terminates tagged instances past `repro:expires`, from any machine), and the
-on-host switch. Settings come from the environment (docs/ec2.md); botocore
-itself honours AWS_ENDPOINT_URL_EC2 (moto's server in the tests). `reap()`
-does nothing unless REPRO_EC2_REGION is set, so runs that never use EC2
-never call AWS.
+refused or rolled back), the expiry (repro.hosts.ec2_janitor terminates
+tagged instances past `repro:expires`, from any machine), and the on-host
+switch. Settings come from the environment (docs/ec2.md); botocore itself
+honours AWS_ENDPOINT_URL_EC2 (moto's server in the tests).
 """
 
 from __future__ import annotations
@@ -45,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from repro.errors import HostCommandError, PrerequisiteError, ProvisionError
 from repro.hosts.base import CommandResult, Host
 from repro.hosts.qemu_ssh import SshCommander
-from repro.hosts.sshlogin import connection, wait_for_login
+from repro.hosts.sshlogin import SSH_CLIENT_CONFIG, connection, wait_for_login
 
 if TYPE_CHECKING:
     import fabric
@@ -55,7 +53,6 @@ if TYPE_CHECKING:
 TAG_RUN, TAG_EXPIRES, TAG_OWNER, TAG_ROLE = "repro:run", "repro:expires", "repro:owner", \
     "repro:role"
 LIVE_STATES = ("pending", "running")
-REAPABLE_STATES = ("pending", "running", "stopping", "stopped")
 POLL_S = 2.0
 ENV = {"region": "REPRO_EC2_REGION", "ami": "REPRO_EC2_AMI",
        "instance_type": "REPRO_EC2_INSTANCE_TYPE", "subnet": "REPRO_EC2_SUBNET",
@@ -231,14 +228,20 @@ class Ec2Provider:
                 started.append(Ec2Host(name, role, addresses[iid], iid, run.key.private_path,
                                        consoles / f"{name}.console.log"))
             with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
-                list(pool.map(lambda h: wait_for_login(h.address, h.key_path,
-                                                       s.login_timeout_s), started))
+                list(pool.map(lambda h: _ready(h, run, s.login_timeout_s), started))
             yield {h.role: h for h in started}
         finally:
             for h in started:
                 h.close()
                 _save_console(ec2, h)
             terminate(ec2, ids)
+
+
+def _ready(host: Ec2Host, run: Run, timeout: float) -> None:
+    """A login with the run's key, then that key for host-to-host ssh inside the run."""
+    wait_for_login(host.address, host.key_path, timeout)
+    host.put(run.key.private_bytes, "/root/.ssh/id_ed25519", 0o600)
+    host.put(SSH_CLIENT_CONFIG.encode(), "/root/.ssh/config", 0o600)
 
 
 def _check_cap(ec2: Any, s: Ec2Settings, adding: int) -> None:
@@ -303,56 +306,3 @@ def terminate(ec2: Any, ids: Sequence[str]) -> list[str]:
         return []
     res = ec2.terminate_instances(InstanceIds=list(ids))
     return [t["InstanceId"] for t in res["TerminatingInstances"]]
-
-
-def expired(ec2: Any, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Tagged instances past their repro:expires (or with an unreadable one), any owner."""
-    now = now or dt.datetime.now(dt.UTC)
-    out = []
-    for inst in tagged(ec2, REAPABLE_STATES):
-        stamp = tags_of(inst).get(TAG_EXPIRES, "")
-        try:
-            due = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-        except ValueError:
-            due = now  # no valid expiry: treat as expired, never as immortal
-        if due <= now:
-            out.append(inst)
-    return out
-
-
-def janitor(ec2: Any, now: dt.datetime | None = None) -> list[str]:
-    """Terminate every expired repro instance; returns what it terminated."""
-    return terminate(ec2, [i["InstanceId"] for i in expired(ec2, now)])
-
-
-def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
-    """`repro cleanup` / run start: expired instances, and this machine's dead runs' ones."""
-    if not os.environ.get(ENV["region"]):
-        return []  # EC2 not in use here: never call AWS
-    ec2 = client(Ec2Settings.from_env())
-    doomed = {i["InstanceId"]: tags_of(i).get(TAG_RUN, "?") for i in expired(ec2)}
-    for inst in tagged(ec2, REAPABLE_STATES, [{"Name": f"tag:{TAG_OWNER}",
-                                                "Values": [owner_id()]}]):
-        run_id = tags_of(inst).get(TAG_RUN, "")
-        if all_runs or run_id not in live_run_ids:
-            doomed[inst["InstanceId"]] = run_id
-    return [f"ec2 instance {iid} (run {doomed[iid]})" for iid in terminate(ec2, list(doomed))]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m repro.hosts.ec2 janitor`: for a scheduled job (cron, CI) per region."""
-    import argparse
-    p = argparse.ArgumentParser(prog="python -m repro.hosts.ec2")
-    p.add_argument("action", choices=["janitor"])
-    p.parse_args(argv)
-    settings = Ec2Settings.from_env()
-    if not settings.region:
-        print("repro ec2 janitor: set REPRO_EC2_REGION (or AWS_REGION)")
-        return 2
-    for iid in janitor(client(settings)):
-        print(f"terminated {iid}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
