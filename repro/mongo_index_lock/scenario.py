@@ -12,7 +12,7 @@ Steps:
 The target is stopped and deleted (or, for a URI, its repro_* tables
 dropped) whatever happens, Ctrl-C included. The history stays in memory
 during the run and is written to reports/<run>/mongo_index_lock/<label>/ at
-the end, with the timeline next to it.
+the end, with the timeline and a summary table (report.py) next to it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from repro.checks import Outcome, Verdict, run_checker
 from repro.databases import Target, open_target
 from repro.history import Event, History
-from repro.mongo_index_lock import check, plot, workload
+from repro.mongo_index_lock import check, plot, report, workload
 from repro.mongo_index_lock.config import MongoIndexLockConfig
 from repro.mongo_index_lock.drivers import Driver, driver_for
 from repro.mongo_index_lock.storm import Storm, StormPlan
@@ -77,6 +77,8 @@ def run(run_ctx: Run, cfg: MongoIndexLockConfig, label: str,
         artefacts["timeline"] = str(png)
     except Exception as exc:  # a figure that cannot be drawn must not hide the verdict
         artefacts["timeline"] = f"not drawn: {exc}"
+    artefacts["summary"] = str(report.write_summary(
+        outdir / "summary.md", f"{INCIDENT}: {label}", target_desc, verdict, png.name))
     return IncidentResult(
         incident=INCIDENT, label=label,
         configuration=" ".join([str(cfg.service_startup), cfg.service_args]).strip(),
