@@ -168,8 +168,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
             print(f"  {r.incident} on the candidate: {d}")
     if args.junit:
         shutil.copy(out / "junit.xml", args.junit)
-    blocked = [r.incident for r in rows if r.regression]
-    print(f"repro gate: {'BLOCKED: ' + ', '.join(blocked) + ' regressed' if blocked else 'passed'}"
+    blocked = [f"{r.incident} {r.status}" for r in rows if r.blocks]
+    print(f"repro gate: {'BLOCKED: ' + ', '.join(blocked) if blocked else 'passed'}"
           f" (report: {out / 'gate.md'})")
     return EXIT_FAILED if blocked else EXIT_OK
 

@@ -253,7 +253,10 @@ def incident_backends(name: str) -> tuple[str, ...]:
     if name in INCIDENT_BACKENDS:
         return INCIDENT_BACKENDS[name]
     from repro import incidents
-    schema = incidents.INCIDENTS[name].schema()
+    try:
+        schema = incidents.INCIDENTS[name].schema()
+    except ImportError:
+        return ()  # the incident's package is not in this checkout
     declared = getattr(schema, "BACKENDS", None)
     if declared:
         return tuple(declared)

@@ -12,9 +12,10 @@ IncidentResult per incident; `compare` lines them up:
   REGRESSION  passed on the baseline, did not pass on the candidate (fail,
               inconclusive, unknown, or no result at all: a candidate that
               cannot even host the run regresses) -> exit 1
+  not judged  no result on the baseline (its run broke): the gate cannot say,
+              so it does not pass -> exit 1
   fixed       failed on the baseline, passes on the candidate
-  fails on both / no result on either: reported, not a regression (the
-              baseline is not a reference for that incident)
+  fails on both  reported, not a regression (the baseline is no reference)
 
 The gate writes gate.md (the side-by-side table and the candidate's
 reasons), gate.json and junit.xml (one test case per incident, a failure per
@@ -62,7 +63,7 @@ class Row:
     incident: str
     baseline: str  # outcome, or "no result"
     candidate: str
-    status: str    # ok | REGRESSION | fixed | fails on both | no result on either
+    status: str    # ok | REGRESSION | not judged | fixed | fails on both
     detail: tuple[str, ...] = ()  # the candidate's reasons (or why it has no result)
     baseline_figures: dict[str, object] = field(default_factory=dict)
     candidate_figures: dict[str, object] = field(default_factory=dict)
@@ -70,6 +71,10 @@ class Row:
     @property
     def regression(self) -> bool:
         return self.status == "REGRESSION"
+
+    @property
+    def blocks(self) -> bool:
+        return self.status in ("REGRESSION", "not judged")
 
 
 def select_incidents(image: ImageRef, wanted: list[str]) -> list[str]:
@@ -149,11 +154,14 @@ def compare(base: Side, cand: Side, chosen: list[str]) -> list[Row]:
     for n in chosen:
         b, c = _cell(base, n), _cell(cand, n)
         b_ok, c_ok = b == Outcome.PASS.value, c == Outcome.PASS.value
-        status = ("ok" if b_ok and c_ok else "REGRESSION" if b_ok else "fixed" if c_ok
-                  else "no result on either" if b == c == "no result" else "fails on both")
+        status = ("ok" if b_ok and c_ok else "REGRESSION" if b_ok else "not judged"
+                  if b == "no result" else "fixed" if c_ok else "fails on both")
         cr = cand.results.get(n)
         detail = tuple(cr.verdict.reasons) if cr else (cand.errors.get(n, "no result"),)
-        rows.append(Row(n, b, c, status, detail if not c_ok else (),
+        if status == "not judged":
+            detail = (f"baseline: {base.errors.get(n, 'no result')}",) + (
+                detail if not c_ok else ())
+        rows.append(Row(n, b, c, status, detail if not c_ok or status == "not judged" else (),
                         dict(base.results[n].figures) if n in base.results else {},
                         dict(cr.figures) if cr else {}))
     return rows
@@ -175,7 +183,7 @@ def table(rows: list[Row], base: ImageRef, cand: ImageRef, fmt: str = "github") 
 
 
 def write_reports(rows: list[Row], base: Side, cand: Side, out: Path) -> None:
-    blocked = [r for r in rows if r.regression]
+    blocked = [r for r in rows if r.blocks]
     lines = [f"# repro gate: {'BLOCKED' if blocked else 'passed'}", "",
              f"baseline `{base.image}`, candidate `{cand.image}`: each incident's configuration "
              "under test on both; a regression is a pass on the baseline that is not a pass "
@@ -194,8 +202,8 @@ def write_reports(rows: list[Row], base: Side, cand: Side, out: Path) -> None:
     for r in rows:
         case = ET.SubElement(suite, "testcase", classname=f"repro.gate.{r.incident}",
                              name=f"{cand.image} vs {base.image}")
-        if r.regression:
-            failure = ET.SubElement(case, "failure", message=f"regression: {r.baseline} on "
+        if r.blocks:
+            failure = ET.SubElement(case, "failure", message=f"{r.status}: {r.baseline} on "
                                     f"the baseline, {r.candidate} on the candidate")
             failure.text = "\n".join(r.detail)
         elif r.status != "ok":

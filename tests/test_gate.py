@@ -1,0 +1,137 @@
+"""`repro gate`: the comparison rules on hand-made sides, image references, and a real
+gate on Docker images with their host init baked in: a candidate whose init brings
+the mtu_wedge symptom back is blocked, an identical image passes."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from repro import cli, gate, images
+from repro.checks import Outcome, Verdict
+from repro.errors import ConfigError
+from repro.images import ImageRef
+from repro.report.results import IncidentResult
+from repro.run import Run, start_run
+from tests.leftovers import leftovers
+
+ROOT = Path(__file__).resolve().parent.parent
+INCIDENTS = ["a", "b", "c", "d", "e", "f"]
+
+
+def side(name: str, outcomes: dict[str, str], errors: dict[str, str] | None = None
+         ) -> gate.Side:
+    s = gate.Side(name, ImageRef("docker", name), Path("/nonexistent"))
+    for incident, outcome in outcomes.items():
+        s.results[incident] = IncidentResult(
+            incident, "under test", "fixed.sh", "docker", Verdict(
+                Outcome(outcome), () if outcome == "pass" else (f"{incident} broke",), {}),
+            Outcome.PASS, 1.0, {"longest_gap_s": 0.5})
+    s.errors = errors or {}
+    return s
+
+
+def test_a_regression_is_a_pass_on_the_baseline_that_is_not_a_pass_on_the_candidate() -> None:
+    base = side("base", {"a": "pass", "b": "pass", "c": "fail", "d": "fail", "e": "pass"})
+    cand = side("cand", {"a": "pass", "b": "inconclusive", "c": "pass", "d": "fail",
+                         "f": "pass"}, errors={"e": "ProvisionError: sshd never answered"})
+    base.errors = {"f": "HostCommandError: container gone"}
+    rows = {r.incident: r for r in gate.compare(base, cand, INCIDENTS)}
+    assert {n: r.status for n, r in rows.items()} == {
+        "a": "ok", "b": "REGRESSION", "c": "fixed", "d": "fails on both", "e": "REGRESSION",
+        "f": "not judged"}
+    assert [n for n, r in rows.items() if r.blocks] == ["b", "e", "f"]
+    assert rows["f"].detail == ("baseline: HostCommandError: container gone",)
+    assert rows["b"].detail == ("b broke",)
+    assert rows["e"].candidate == "no result"
+    assert rows["e"].detail == ("ProvisionError: sshd never answered",)
+    assert rows["a"].detail == ()
+
+
+def test_reports_fail_junit_only_for_regressions(tmp_path: Path) -> None:
+    base = side("base", {"a": "pass", "b": "pass", "d": "fail"})
+    cand = side("cand", {"a": "pass", "b": "fail", "d": "fail"})
+    rows = gate.compare(base, cand, ["a", "b", "d"])
+    gate.write_reports(rows, base, cand, tmp_path)
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    assert suite.get("tests") == "3" and suite.get("failures") == "1"
+    failed = [c.get("classname") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failed == ["repro.gate.b"]
+    md = (tmp_path / "gate.md").read_text()
+    assert "BLOCKED" in md and "| b " in md and "b broke" in md
+    table = gate.table(rows, base.image, cand.image)
+    assert "pass (0.5 s gap)" in table and "REGRESSION" in table
+
+
+def test_image_references() -> None:
+    assert images.parse("docker:repro-x:1") == ImageRef("docker", "repro-x:1")
+    assert images.parse("ec2:ami-0123456789abcdef0").provider == "ec2:ami-0123456789abcdef0"
+    assert images.parse("ami-0123456789abcdef0") == ImageRef("ec2", "ami-0123456789abcdef0")
+    assert images.parse("repro-base:latest") == ImageRef("docker", "repro-base:latest")
+    assert images.parse("/tmp").backend == "qemu" and images.parse("/tmp").provider == "qemu"
+    with pytest.raises(ConfigError):
+        images.parse("qemu:")
+    with pytest.raises(ConfigError, match="QEMU guest image"):
+        images.check(ImageRef("qemu", "/tmp"))
+    with pytest.raises(ConfigError, match="AMI"):
+        images.check(ImageRef("ec2", "my-image"))
+
+
+def test_incidents_must_run_on_the_images_backend() -> None:
+    assert "mtu_wedge" in gate.select_incidents(ImageRef("docker", "x"), [])
+    assert "kernel_panic" not in gate.select_incidents(ImageRef("docker", "x"), [])
+    with pytest.raises(ConfigError, match="cannot run on docker"):
+        gate.select_incidents(ImageRef("docker", "x"), ["kernel_panic"])
+    with pytest.raises(ConfigError, match="unknown incident"):
+        gate.select_incidents(ImageRef("docker", "x"), ["nope"])
+
+
+# ---- a real gate on Docker images ------------------------------------------------------------
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Run]:
+    """The test's own run: alive while the gate's pytest runs start (so they keep its images)."""
+    r = start_run(tmp_path / "reports")
+    yield r
+    r.close()
+
+
+@pytest.mark.docker
+@pytest.mark.mtu
+@pytest.mark.slow
+def test_gate_blocks_an_image_whose_init_brings_the_wedge_back_and_passes_an_identical_one(
+        run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "fixed.toml"  # the fixed configuration, with a shorter flood
+    cfg.write_text(f'[mtu_wedge]\nhost_init = "{ROOT}/fixtures/mtu_wedge/fixed.sh"\n'
+                   "duration_s = 4.0\n")
+    good = images.bake_docker(run, ROOT / "fixtures/mtu_wedge/fixed.sh", "good")
+    twin = images.bake_docker(run, ROOT / "fixtures/mtu_wedge/fixed.sh", "twin")
+    bad = images.bake_docker(run, ROOT / "fixtures/mtu_wedge/prefix.sh", "bad")
+    reports = tmp_path / "gate-reports"
+    try:
+        common = ["--incidents", "mtu_wedge", "--config", str(cfg), "--reports", str(reports)]
+        code = cli.main(["gate", "--baseline", str(good), "--candidate", str(bad), *common,
+                         "--junit", str(tmp_path / "gate-junit.xml")])
+        out = capsys.readouterr().out
+        assert code == cli.EXIT_FAILED, out
+        assert "REGRESSION" in out and "BLOCKED: mtu_wedge REGRESSION" in out
+        assert "dropped off the network" in out
+        suite = ET.parse(tmp_path / "gate-junit.xml").getroot()
+        assert suite.get("failures") == "1"
+        latest = reports / "latest"
+        assert (latest / "gate.md").is_file()
+        # each side's own run report is there too, with its page
+        assert list((latest / "candidate").glob("*/index.html"))
+
+        code = cli.main(["gate", "--baseline", str(good), "--candidate", str(twin), *common])
+        out = capsys.readouterr().out
+        assert code == cli.EXIT_OK, out
+        assert "| ok" in out and "passed" in out
+    finally:
+        for image in (good, twin, bad):
+            images.remove(image)
+    assert leftovers(run.short) == [f"scratch /tmp/{run.name()}"]
+    import docker
+    assert not docker.from_env().images.list(filters={"label": f"repro.run={run.run_id}"})
