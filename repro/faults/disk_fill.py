@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from repro.faults.base import Applied
@@ -113,11 +114,15 @@ class DiskFill:
                                 bytes_used=m.bytes_used, ends=len(m.ends))
         return m
 
-    def wait(self, lost_after_s: float = 6.0) -> FillMeasurement:
-        """Until every writer ended, the host was unreachable `lost_after_s`, or the timeout."""
+    def wait(self, lost_after_s: float = 6.0,
+             host_dead: Callable[[], bool] | None = None) -> FillMeasurement:
+        """Until every writer ended, the host was unreachable `lost_after_s` (or an
+        observer says it died: `host_dead`), or the timeout."""
         deadline = self._started + self.timeout_s
         failing_since: float | None = None
         while time.monotonic() < deadline:
+            if host_dead is not None and host_dead():
+                return self._lost()
             m = self.poll()
             now = time.monotonic()
             if m is None:

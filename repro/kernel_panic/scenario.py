@@ -138,7 +138,7 @@ def _round(host: QemuHost, cfg: KernelPanicConfig, history: History, rnd: int
         return "", False
     fill = DiskFill(host, WORKSPACE, cfg.fillers, cfg.fill_to, FILL_TIMEOUT_S, history)
     with injected(fill, history):
-        m = fill.wait()
+        m = fill.wait(host_dead=lambda: _host_died(history, host.name))
         history.append("fault.measure", host.name, fault="disk_fill", round=rnd,
                        fraction=m.fraction, bytes_used=m.bytes_used, ends=m.ends,
                        errors=m.errors, host_lost=m.host_lost, seconds=m.seconds,
