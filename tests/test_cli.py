@@ -1,0 +1,113 @@
+"""The `repro` command: bad input is one line and exit 2; list, doctor and report tell
+the truth about this machine and a run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro import cli, doctor, incidents
+from repro.checks import Outcome, Verdict
+from repro.report.results import IncidentResult, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def repro(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The console script's code path, in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "repro.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    ((), "the following arguments are required: command"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
+    (("run", "no_such_incident"), "unknown incident no_such_incident; known: mtu_wedge"),
+    (("run", "--config", "/nonexistent/my.toml"), "configuration file not found"),
+    (("run", "--profile", "huge"), "invalid choice: 'huge'"),
+    (("report", "no-such-run"), "no report at"),
+    (("gate", "--baseline", "docker:x"), "required: --candidate"),
+    (("gate", "--baseline", "docker:a", "--candidate", "qemu:/tmp"),
+     "must be the same kind of image"),
+    (("gate", "--baseline", "ec2:my-ami", "--candidate", "ec2:ami-0123456789abcdef0"),
+     "not an AMI id"),
+    (("gate", "--baseline", "a", "--candidate", "b", "--incidents", "nope"),
+     "unknown incident nope"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], says: str) -> None:
+    res = repro(*args)
+    assert res.returncode == 2, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and lines[0].startswith("repro: "), res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.docker
+def test_gate_refuses_images_that_do_not_exist_and_incidents_the_backend_cannot_run() -> None:
+    res = repro("gate", "--baseline", "docker:repro-no-such-image", "--candidate",
+                "repro-base:latest")
+    assert res.returncode == 2 and "no local Docker image 'repro-no-such-image'" in res.stderr
+    res = repro("gate", "--baseline", "repro-base:latest", "--candidate", "repro-base:latest",
+                "--incidents", "kernel_panic")
+    assert res.returncode == 2 and "kernel_panic cannot run on docker images" in res.stderr
+
+
+def test_list_names_every_incident_its_marker_and_backends() -> None:
+    res = repro("list")
+    assert res.returncode == 0, res.stderr
+    for inc in incidents.INCIDENTS.values():
+        assert inc.name in res.stdout and inc.marker in res.stdout
+    assert "backends here" in res.stdout and "not here (why)" in res.stdout
+
+
+def test_doctor_checks_every_prerequisite_and_says_how_to_fix_what_is_missing(
+        tmp_path: Path) -> None:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path)}  # no AWS anywhere
+    res = repro("doctor", env=env)
+    for name in ("Docker daemon", "base host image", "nftables", "QEMU", "QEMU guest image",
+                 "KVM", "netem in the guest kernel", "PostgreSQL", "mongod", "AWS credentials",
+                 "EC2 settings"):
+        assert name in res.stdout, name
+    assert "REPRO_EC2_REGION" in res.stdout  # the fix for the missing EC2 settings
+    required_ok = all(c.ok for c in doctor.run_checks([doctor.check_docker,
+                                                       doctor.check_nftables]))
+    assert res.returncode == (0 if required_ok else 2), res.stdout + res.stderr
+
+
+def test_backends_need_every_check_of_theirs_and_a_crashing_check_is_not_ok() -> None:
+    checks = [doctor.Check("Docker daemon", True, "", required=True, backend="docker"),
+              doctor.Check("base host image", False, "missing", "setup", True, "docker"),
+              doctor.Check("nftables", True, "", required=True),
+              doctor.Check("QEMU", True, "", backend="qemu")]
+    b = doctor.backends(checks)
+    assert not b["docker"].available and "base host image: missing" in b["docker"].why_not
+    assert b["qemu"].available
+    assert not b["ec2"].available and b["ec2"].why_not == "not checked"
+
+    def boom() -> doctor.Check:
+        raise RuntimeError("no")
+    [crashed] = doctor.run_checks([boom])
+    assert not crashed.ok and "check crashed: RuntimeError: no" in crashed.detail
+
+
+def test_report_prints_the_summary_and_writes_the_page(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    run_dir = tmp_path / "20260101-000000-ab12"
+    run_dir.mkdir()
+    (run_dir / "summary.md").write_text("# repro run 20260101-000000-ab12\n")
+    result = IncidentResult("mtu_wedge", "under test", "fixed.sh", "docker",
+                            Verdict(Outcome.PASS), Outcome.PASS, 1.0)
+    write_json([result], run_dir / "results.json", run_dir.name)
+    (tmp_path / "latest").symlink_to(run_dir.name)
+    assert cli.main(["report", "--reports", str(tmp_path)]) == 0
+    assert "# repro run 20260101-000000-ab12" in capsys.readouterr().out
+    assert cli.main(["report", str(run_dir), "--html"]) == 0
+    page = run_dir / "index.html"
+    assert capsys.readouterr().out.strip() == str(page)
+    assert "All 1 results as expected" in page.read_text()
+    assert json.loads((run_dir / "results.json").read_text())["run_id"] == run_dir.name
