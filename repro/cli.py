@@ -3,7 +3,9 @@
   repro list                     incidents, markers, the backends each can use on this
                                  machine and why not the others
   repro run [INCIDENT...] [--config FILE] [--provider NAME] [--profile ci|full]
-                                 runs `pytest repro/` for those incidents (same exit codes)
+                                 runs `pytest repro/` for those incidents (same exit codes);
+                                 with --provider docker|qemu|ec2[:IMAGE] and no incident
+                                 named, every incident that can use that backend
   repro doctor                   every prerequisite, checked for real, with its fix
   repro cleanup                  removes every object of the harness on this machine
   repro report [RUN] [--html]    prints a run's summary (default: the latest); --html
@@ -92,15 +94,33 @@ def cmd_list() -> int:
     return EXIT_OK
 
 
+def _runnable(names: list[str], provider: str | None) -> list[str]:
+    """The incidents to run: those named, or with a host provider every one that can use it."""
+    from repro import doctor
+    from repro.hosts.base import get_provider
+    _check_incidents(names)
+    if provider:
+        get_provider(provider)  # unknown provider or image: one line now, not from pytest
+    kind = (provider or "").partition(":")[0]
+    if kind not in doctor.HOST_BACKENDS:
+        return names
+    able = [n for n in incidents.INCIDENTS if kind in doctor.incident_backends(n)]
+    unable = [n for n in names if n not in able]
+    if unable:
+        raise ConfigError(f"{', '.join(unable)} cannot run on {kind} hosts; on {kind}: "
+                          f"{', '.join(able) or 'none'}")
+    return names or able
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
-    _check_incidents(args.incidents)
+    chosen = _runnable(args.incidents, args.provider)
     if args.config and not args.config.is_file():
         raise ConfigError(f"{args.config}: configuration file not found")
     argv = [str(PROJECT_ROOT / "repro"), "--repro-profile", args.profile,
             "--repro-reports", str(args.reports)]
-    if args.incidents:
-        argv += ["-m", " or ".join(incidents.INCIDENTS[n].marker for n in args.incidents)]
+    if chosen:
+        argv += ["-m", " or ".join(incidents.INCIDENTS[n].marker for n in chosen)]
     if args.config:
         argv += ["--repro-config", str(args.config)]
     if args.provider:

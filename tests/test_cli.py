@@ -30,6 +30,8 @@ def repro(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     (("run", "--config", "/nonexistent/my.toml"), "configuration file not found"),
     (("run", "--profile", "huge"), "invalid choice: 'huge'"),
     (("report", "no-such-run"), "no report at"),
+    (("run", "kernel_panic", "--provider", "docker"), "kernel_panic cannot run on docker hosts"),
+    (("run", "--provider", "nosuch"), "unknown provider 'nosuch'"),
     (("gate", "--baseline", "docker:x"), "required: --candidate"),
     (("gate", "--baseline", "docker:a", "--candidate", "qemu:/tmp"),
      "must be the same kind of image"),
