@@ -26,7 +26,7 @@ from repro.run import SCRATCH_ROOT
 REAPERS = [
     "repro.hosts.docker",
     "repro.hosts.qemu",
-    "repro.databases.postgres",
+    "repro.databases",
     "repro.hosts.ec2_janitor",
 ]
 SHORT = r"[0-9a-f]{4}"

@@ -79,7 +79,7 @@ def _coerce(value: Any, tp: Any, base: Path, where: str, key: str) -> Any:
     elif tp is str:
         ok = isinstance(value, str)
     elif tp is Path:
-        if not isinstance(value, str):
+        if not isinstance(value, str | Path):
             raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", path=where, key=key)
         resolved = (base / value).resolve()
         if not resolved.exists():

@@ -72,3 +72,8 @@ def test_pytest_reports_a_bad_config_as_a_usage_error_without_traceback(tmp_path
     assert proc.returncode == 4  # pytest's usage error
     assert "mtu_wedge.streams: expected an integer, got 'many'" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_table_that_leaves_a_path_key_out_gets_the_shipped_fixture(tmp_path):
+    cfg = load(write(tmp_path, "[mtu_wedge]\nstreams = 4\n"))
+    assert cfg.host_init == config.FIXTURES / "mtu_wedge" / "fixed.sh"
