@@ -58,7 +58,7 @@ def moto_server() -> Iterator[str]:
 
 
 def free_subnet() -> ipaddress.IPv4Network:
-    """A /24 in 10.213.0.0/16 that no route of this machine touches."""
+    """A /24 in 10.214.0.0/16 (QEMU runs use 10.213/16) that no route here touches."""
     routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=10,
                             check=False).stdout
     used = [ipaddress.ip_network(w, strict=False) for w in routes.split()
@@ -66,10 +66,10 @@ def free_subnet() -> ipaddress.IPv4Network:
     choices = list(range(256))
     random.shuffle(choices)
     for x in choices:
-        net = ipaddress.ip_network(f"10.213.{x}.0/24")
+        net = ipaddress.ip_network(f"10.214.{x}.0/24")
         if not any(net.overlaps(u) for u in used):
             return net
-    raise RuntimeError("no free /24 in 10.213.0.0/16")
+    raise RuntimeError("no free /24 in 10.214.0.0/16")
 
 
 @dataclass
@@ -96,7 +96,7 @@ class FakeCloud:
             options={"com.docker.network.bridge.name": self.run.iface("ec2")},
             ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
                 subnet=str(cidr), gateway=str(cidr.network_address + 1))]))
-        vpc = self.ec2.create_vpc(CidrBlock="10.213.0.0/16")["Vpc"]["VpcId"]
+        vpc = self.ec2.create_vpc(CidrBlock="10.214.0.0/16")["Vpc"]["VpcId"]
         self.subnet_id = self.ec2.create_subnet(VpcId=vpc, CidrBlock=str(cidr))["Subnet"][
             "SubnetId"]
         self._thread = threading.Thread(target=self._loop, name="fake-ec2", daemon=True)
