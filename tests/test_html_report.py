@@ -27,12 +27,14 @@ def _history(path: Path, wedge: bool) -> Path:
     """A heartbeat at 4 Hz for 20 s, a flood from 8 to 16 s; the wedge cuts the host off."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [{"t": 0.5, "kind": "host", "host": "repro-ab12-target", "event": "ready"}]
-    for i in range(80):
+    for i in range(80):  # the heartbeat's two legs
         t = 1 + i * 0.25
         ok = not (wedge and t >= 9)
-        lines.append({"t": t, "kind": "probe", "host": "repro-ab12-target", "tcp_ok": ok,
-                      "ssh_ok": ok, "ok": ok, "rtt_s": 0.004 + (i % 7) / 1000 if ok else None,
-                      "boot_id": "b1" if ok else None})
+        lines.append({"t": t, "kind": "probe", "host": "repro-ab12-target", "leg": "tcp",
+                      "ok": ok, "tcp_ok": ok})
+        lines.append({"t": t + 0.1, "kind": "probe", "host": "repro-ab12-target", "leg": "ssh",
+                      "ok": ok, "ssh_ok": ok, "rtt_s": 0.004 + (i % 7) / 1000 if ok else None,
+                      "boot_id": ("b1" if t < 5 or wedge else "b2") if ok else None})
     lines.append({"t": 8.0, "kind": "fault.start", "host": "repro-ab12-target",
                   "fault": "ssh_flood", "measured": {"streams_up": 20}})
     for i in range(16):

@@ -9,7 +9,8 @@ host life-cycle incidents (`host` events other than ready/init: reset,
 exited, panicked; black dotted lines) are drawn across all panels. Panels
 appear only when the history has their data:
 
-  reachability  one lane per probed host: a tick per heartbeat sample (green
+  reachability  one lane per probed host and heartbeat leg (tcp: on the
+                network; ssh: a session round trip): a tick per sample (green
                 ok, red failed), liveness gaps as red bars with their length,
                 a boot id change as a black star (the host rebooted)
   latency       heartbeat ssh round trips and workload operation latencies
@@ -101,27 +102,29 @@ def draw(events: list[Event], path: Path, title: str, outcome: str = "") -> Path
     ax = dict(zip(panels, axes[:, 0], strict=True))
 
     lane = ax[panels[0]]
-    for i, host in enumerate(hosts):
-        mine = [e for e in probes if e.host == host]
+    lanes = sorted({(e.host, str(e.get("leg") or "")) for e in probes})
+    labels = [f"{h} ({leg})" if leg else h for h, leg in lanes]
+    for i, (host, leg) in enumerate(lanes):
+        mine = [e for e in probes if e.host == host and str(e.get("leg") or "") == leg]
         good = [e.t for e in mine if e.get("ok")]
         bad = [e.t for e in mine if not e.get("ok")]
         lane.scatter(good, [i] * len(good), marker="|", s=90, color=OK_COLOUR, zorder=3,
                      label="heartbeat ok" if i == 0 else None)
         lane.scatter(bad, [i] * len(bad), marker="x", s=30, color=GAP_COLOUR, zorder=3,
                      label="heartbeat failed" if i == 0 else None)
-    for gap in liveness_gaps(probes, end=end):
-        i = hosts.index(gap.host)
-        lane.barh(i, gap.length, left=gap.start, height=0.5, color=GAP_COLOUR, alpha=0.3,
-                  zorder=1)
-        lane.text(gap.start + gap.length / 2, i + 0.32, f"gap {gap.length:.1f} s"
-                  + (" (not back)" if gap.ongoing else ""), ha="center", va="bottom",
-                  fontsize=8, color=GAP_COLOUR)
+        for gap in liveness_gaps(mine, end=end):
+            lane.barh(i, gap.length, left=gap.start, height=0.5, color=GAP_COLOUR,
+                      alpha=0.3, zorder=1)
+            lane.text(gap.start + gap.length / 2, i + 0.32, f"gap {gap.length:.1f} s"
+                      + (" (not back)" if gap.ongoing else ""), ha="center", va="bottom",
+                      fontsize=8, color=GAP_COLOUR)
     for host, t, _old, _new in reboots(probes):
-        lane.scatter([t], [hosts.index(host)], marker="*", s=160, color="black",
+        row = next((i for i, (h, leg) in enumerate(lanes) if h == host and leg != "tcp"), 0)
+        lane.scatter([t], [row], marker="*", s=160, color="black",
                      label="rebooted (boot id changed)", zorder=5)
     if "reachability" in ax:
-        lane.set_yticks(range(len(hosts)) or [0], hosts or ["(no heartbeat)"], fontsize=8)
-        lane.set_ylim(-0.6, max(len(hosts), 1) - 0.2)
+        lane.set_yticks(range(len(lanes)) or [0], labels or ["(no heartbeat)"], fontsize=8)
+        lane.set_ylim(-0.6, max(len(lanes), 1) - 0.2)
         lane.set_title("reachability (heartbeat from outside the host)", fontsize=9, loc="left")
 
     if "latency" in ax:
