@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import re
 import shutil
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 from repro import names
+from repro.procs import pid_alive
 from repro.run import SCRATCH_ROOT
 
 REAPERS = [
@@ -33,23 +32,13 @@ SHORT = r"[0-9a-f]{4}"
 CMD_TIMEOUT_S = 20
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is dead
-
-
 def live_runs() -> dict[str, str]:
     """short id -> run id of every run whose owner process is alive."""
     live = {}
     for owner in SCRATCH_ROOT.glob(f"{names.PREFIX}-*/owner.pid"):
         with contextlib.suppress(OSError, ValueError, IndexError):
             pid_text, run_id = owner.read_text().split()[:2]
-            if _alive(int(pid_text)):
+            if pid_alive(int(pid_text)):
                 live[names.short(run_id)] = run_id
     return live
 

@@ -1,5 +1,6 @@
-"""Process helpers shared by the database servers the harness starts.
+"""Process helpers: liveness of a pid, bounded stop ladders, bounded waits, free ports.
 
+Used by the cleanup reaper and by the database servers the harness starts.
 Model: a server is a local process the harness started (or finds again later
 through the pid file the server itself writes in its data directory). Stopping
 is a ladder with a bound on every rung: the polite signal, then the hard one,

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from repro import procs as _process
 from repro.config import FIXTURES
-from repro.databases import _process, postgres
+from repro.databases import postgres
 from repro.databases.postgres import PgTarget
 from repro.mongo_index_lock.drivers import INDEXES, PgDriver
 

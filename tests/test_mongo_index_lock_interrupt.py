@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from repro import cleanup
-from repro.databases import _process
+from repro import procs as _process
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro.databases import _process
+from repro import procs as _process
 from repro.errors import PrerequisiteError, ProvisionError
 from repro.names import PREFIX
 
