@@ -185,7 +185,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     print(gate.table(rows, baseline, candidate))
     for r in rows:
         for d in r.detail:
-            print(f"  {r.incident} on the candidate: {d}")
+            print(f"  {r.incident}: {d.splitlines()[0] if d else d}")
     if args.junit:
         shutil.copy(out / "junit.xml", args.junit)
     blocked = [f"{r.incident} {r.status}" for r in rows if r.blocks]

@@ -64,7 +64,7 @@ class Row:
     baseline: str  # outcome, or "no result"
     candidate: str
     status: str    # ok | REGRESSION | not judged | fixed | fails on both
-    detail: tuple[str, ...] = ()  # the candidate's reasons (or why it has no result)
+    detail: tuple[str, ...] = ()  # "candidate: <reason>", "baseline: <why no result>"
     baseline_figures: dict[str, object] = field(default_factory=dict)
     candidate_figures: dict[str, object] = field(default_factory=dict)
 
@@ -157,11 +157,13 @@ def compare(base: Side, cand: Side, chosen: list[str]) -> list[Row]:
         status = ("ok" if b_ok and c_ok else "REGRESSION" if b_ok else "not judged"
                   if b == "no result" else "fixed" if c_ok else "fails on both")
         cr = cand.results.get(n)
-        detail = tuple(cr.verdict.reasons) if cr else (cand.errors.get(n, "no result"),)
-        if status == "not judged":
-            detail = (f"baseline: {base.errors.get(n, 'no result')}",) + (
-                detail if not c_ok else ())
-        rows.append(Row(n, b, c, status, detail if not c_ok or status == "not judged" else (),
+        detail: tuple[str, ...] = ()
+        if b == "no result":
+            detail += (f"baseline: {base.errors.get(n, 'no result')}",)
+        if not c_ok:
+            detail += tuple(f"candidate: {x}" for x in (
+                cr.verdict.reasons if cr else (cand.errors.get(n, "no result"),)))
+        rows.append(Row(n, b, c, status, detail,
                         dict(base.results[n].figures) if n in base.results else {},
                         dict(cr.figures) if cr else {}))
     return rows
@@ -190,7 +192,8 @@ def write_reports(rows: list[Row], base: Side, cand: Side, out: Path) -> None:
              "on the candidate.", "", table(rows, base.image, cand.image), ""]
     for r in rows:
         if r.detail:
-            lines += [f"## {r.incident} on the candidate ({r.candidate})", ""]
+            lines += [f"## {r.incident}: {r.status} (baseline {r.baseline}, candidate "
+                      f"{r.candidate})", ""]
             lines += [f"- {d}" for d in r.detail] + [""]
     lines += [f"- {s.name} reports: `{s.reports}` (pytest log `{s.log}`)" for s in (base, cand)]
     (out / "gate.md").write_text("\n".join(lines) + "\n")

@@ -44,11 +44,12 @@ def test_a_regression_is_a_pass_on_the_baseline_that_is_not_a_pass_on_the_candid
         "a": "ok", "b": "REGRESSION", "c": "fixed", "d": "fails on both", "e": "REGRESSION",
         "f": "not judged"}
     assert [n for n, r in rows.items() if r.blocks] == ["b", "e", "f"]
-    assert rows["f"].detail == ("baseline: HostCommandError: container gone",)
-    assert rows["b"].detail == ("b broke",)
+    assert rows["f"].detail == ("baseline: HostCommandError: container gone",)  # c passed
+    assert rows["b"].detail == ("candidate: b broke",)
+    assert rows["d"].detail == ("candidate: d broke",)
     assert rows["e"].candidate == "no result"
-    assert rows["e"].detail == ("ProvisionError: sshd never answered",)
-    assert rows["a"].detail == ()
+    assert rows["e"].detail == ("candidate: ProvisionError: sshd never answered",)
+    assert rows["a"].detail == rows["c"].detail == ()
 
 
 def test_reports_fail_junit_only_for_regressions(tmp_path: Path) -> None:
