@@ -234,3 +234,41 @@ def test_cleanup_reaps_this_machines_dead_runs_and_expired_ones_only(
     removed = ec2_janitor.reap(all_runs=True, live_run_ids=set())  # `repro cleanup`
     assert removed == [f"ec2 instance {live} (run {run.run_id})"]
     assert cloud.state(other_machine) == "running"
+
+
+@pytest.mark.ec2
+@pytest.mark.docker
+@pytest.mark.mtu
+@pytest.mark.slow
+def test_gate_on_amis_blocks_the_one_whose_init_brings_the_wedge_back(
+        cloud: FakeCloud, run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The whole path on "EC2": two AMIs (their bodies: images with the fixed and the
+    pre-fix init baked in), the gate's pytest runs launch instances through the API,
+    mtu_wedge runs on them over SSH, the instances are terminated."""
+    from repro import cli, images
+    root = Path(__file__).resolve().parent.parent
+    good = images.bake_docker(run, root / "fixtures/mtu_wedge/fixed.sh", "ami-good")
+    bad = images.bake_docker(run, root / "fixtures/mtu_wedge/prefix.sh", "ami-bad")
+    try:
+        baseline, candidate = cloud.register(good.ref), cloud.register(bad.ref)
+        monkeypatch.setenv("REPRO_EC2_REGION", cloud.region)
+        monkeypatch.setenv("REPRO_EC2_SUBNET", cloud.subnet_id)
+        monkeypatch.setenv("REPRO_EC2_LOGIN_TIMEOUT_S", "60")
+        cfg = tmp_path / "fixed.toml"
+        cfg.write_text(f'[mtu_wedge]\nhost_init = "{root}/fixtures/mtu_wedge/fixed.sh"\n'
+                       "duration_s = 4.0\n")
+        code = cli.main(["gate", "--baseline", baseline, "--candidate", candidate,
+                         "--incidents", "mtu_wedge", "--config", str(cfg),
+                         "--reports", str(tmp_path / "reports")])
+        out = capsys.readouterr().out
+        assert code == cli.EXIT_FAILED, out
+        assert "| pass (" in out and "| fail (" in out and "REGRESSION" in out, out
+        assert "dropped off the network" in out
+        assert {i["State"]["Name"] for i in instances(cloud)} <= {"shutting-down",
+                                                                   "terminated"}
+        assert len(instances(cloud)) == 4  # two hosts per side
+        wait_until(lambda: not cloud.bodies, 10, "the bodies of terminated instances to go")
+    finally:
+        images.remove(good)
+        images.remove(bad)
