@@ -99,9 +99,13 @@ def _runnable(names: list[str], provider: str | None) -> list[str]:
     from repro import doctor
     from repro.hosts.base import get_provider
     _check_incidents(names)
-    if provider:
-        get_provider(provider)  # unknown provider or image: one line now, not from pytest
     kind = (provider or "").partition(":")[0]
+    if provider:
+        chosen = get_provider(provider)  # unknown provider or image: one line now
+        missing = chosen.settings.missing() if kind == "ec2" else []  # type: ignore[attr-defined]
+        if missing:
+            raise PrerequisiteError(f"EC2 is not configured ({', '.join(missing)} unset)",
+                                    "export them (docs/ec2.md) or use --provider ec2:AMI")
     if kind not in doctor.HOST_BACKENDS:
         return names
     able = [n for n in incidents.INCIDENTS if kind in doctor.incident_backends(n)]

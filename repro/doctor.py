@@ -182,9 +182,15 @@ def check_aws() -> list[Check]:
     import botocore.session
 
     from repro.hosts.ec2 import Ec2Settings
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    session = botocore.session.get_session()
-    creds = session.get_credentials()
+    before = os.environ.get("AWS_EC2_METADATA_DISABLED")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    try:
+        creds = botocore.session.get_session().get_credentials()
+    finally:
+        if before is None:
+            del os.environ["AWS_EC2_METADATA_DISABLED"]
+        else:
+            os.environ["AWS_EC2_METADATA_DISABLED"] = before
     settings = Ec2Settings.from_env()
     out = [Check("AWS credentials", creds is not None,
                  f"from {creds.method}" if creds else "none found in the environment or "

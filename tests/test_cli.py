@@ -4,6 +4,7 @@ the truth about this machine and a run."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def repro(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The console script's code path, in a fresh interpreter."""
+    """The console script's code path, in a fresh interpreter (no EC2 settings of the caller)."""
+    env = env or {k: v for k, v in os.environ.items() if not k.startswith("REPRO_EC2_")}
     return subprocess.run([sys.executable, "-m", "repro.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
@@ -32,6 +34,7 @@ def repro(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     (("report", "no-such-run"), "no report at"),
     (("run", "kernel_panic", "--provider", "docker"), "kernel_panic cannot run on docker hosts"),
     (("run", "--provider", "nosuch"), "unknown provider 'nosuch'"),
+    (("run", "mtu_wedge", "--provider", "ec2"), "EC2 is not configured (REPRO_EC2_REGION"),
     (("gate", "--baseline", "docker:x"), "required: --candidate"),
     (("gate", "--baseline", "docker:a", "--candidate", "qemu:/tmp"),
      "must be the same kind of image"),

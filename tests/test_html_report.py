@@ -56,6 +56,7 @@ def run_dir(tmp_path: Path) -> Path:
     (d / "hosts" / "repro-ab12-target.log").write_text("sshd log\n")
     good = _history(d / "mtu_wedge" / "under test" / "history.jsonl", wedge=False)
     bad = _history(d / "mtu_wedge" / "prefix fixture" / "history.jsonl", wedge=True)
+    (bad.parent / "target.pcap").write_bytes(b"\xd4\xc3\xb2\xa1")  # listed from its folder
     results = [
         IncidentResult("mtu_wedge", "under test", "/x/fixed.sh", "docker",
                        Verdict(Outcome.PASS, (), {"longest_gap_s": 0.0}), Outcome.PASS, 21.0,
@@ -108,6 +109,7 @@ def test_page_links_resolve_and_say_what_failed(run_dir: Path) -> None:
     assert len(page.images) == 2
     assert any(ref.endswith("history.jsonl") for ref in page.links)
     assert any(ref.endswith("repro-ab12-target.log") for ref in page.links)
+    assert any(ref.endswith("prefix%20fixture/target.pcap") for ref in page.links)
     assert "results.json" in page.links
 
 

@@ -63,6 +63,10 @@ def _artefact_links(r: IncidentResult, run_dir: Path) -> list[tuple[str, Path | 
     for name, value in r.artefacts.items():
         p = Path(value)
         found.append((name, p, "") if p.is_absolute() and p.exists() else (name, None, value))
+    history = r.artefacts.get("history")
+    if history and Path(history).is_file():  # the result's own folder: captures, logs, ...
+        found += [(f.name, f, "") for f in sorted(Path(history).parent.iterdir())
+                  if f.is_file() and all(f != p for _, p, _ in found)]
     hosts_dir = run_dir / "hosts"
     if r.target and hosts_dir.is_dir():
         prefix = r.target.rsplit("-", 1)[0]  # repro-<short>: the run's hosts
