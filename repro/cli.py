@@ -90,7 +90,7 @@ def cmd_list() -> int:
         rows.append([inc.name, inc.marker, ", ".join(here) or "none",
                      "\n".join(not_here), inc.summary])
     print(tabulate(rows, headers=["incident", "marker", "backends here", "not here (why)",
-                                  "what comes back"]))
+                                  "what comes back"], maxcolwidths=[None, None, 16, 48, 40]))
     return EXIT_OK
 
 

@@ -51,6 +51,8 @@ INCIDENT_BACKENDS: dict[str, tuple[str, ...]] = {
     "mtu_wedge": ("docker", "qemu", "ec2"),
     "kernel_panic": ("qemu",),
     "mongo_index_lock": ("postgresql", "mongodb"),
+    "slowclone": ("docker", "qemu", "ec2"),       # hosts through open_hosts; loss by nft or netem
+    "single_branch": ("docker", "qemu", "ec2"),
 }
 HOST_BACKENDS = ("docker", "qemu", "ec2")
 
