@@ -97,6 +97,8 @@ def check(events: list[Event], p: Params) -> Verdict:
             label = {"volume_setup": "volume_setup failed",
                      "workspace": "volume_setup left nothing mounted at WORKSPACE",
                      "fsck": "filesystem not clean (e2fsck -n)"}[str(name)]
+            if name == "fsck" and e.get("exit_code") is None:
+                label = "e2fsck -n could not run (host unreachable)"
             failures.append(f"{label} in round {e.get('round')}: {detail}")
 
     fractions = [float(m.get("fraction", -1)) for m in measures]
