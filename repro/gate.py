@@ -35,7 +35,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from repro import doctor, images, incidents
+from repro import cleanup, doctor, images, incidents
 from repro.checks import Outcome
 from repro.errors import ConfigError
 from repro.images import ImageRef
@@ -45,6 +45,7 @@ from repro.run import Run, point_latest, start_run
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SIDES = ("baseline", "candidate")
 SELECT = "configuration_under_test"  # every incident's test of its configuration under test
+STOP_GRACE_S = 90.0  # a side past its timeout gets this long to clean up after SIGTERM
 
 
 @dataclass
@@ -67,10 +68,6 @@ class Row:
     detail: tuple[str, ...] = ()  # "candidate: <reason>", "baseline: <why no result>"
     baseline_figures: dict[str, object] = field(default_factory=dict)
     candidate_figures: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def regression(self) -> bool:
-        return self.status == "REGRESSION"
 
     @property
     def blocks(self) -> bool:
@@ -109,11 +106,18 @@ def run_side(side: Side, chosen: list[str], run: Run, config: Path | None, profi
     side.log = side.reports / "pytest.log"
     env = os.environ | side.image.environment(run.scratch)
     with side.log.open("w") as log:
+        proc = subprocess.Popen(pytest_argv(side, chosen, config, profile), cwd=PROJECT_ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            side.exit_code = subprocess.run(
-                pytest_argv(side, chosen, config, profile), cwd=PROJECT_ROOT, env=env,
-                stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, check=False).returncode
+            side.exit_code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            proc.terminate()  # SIGTERM: the run heals its faults and removes its hosts
+            try:
+                proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_GRACE_S)
+                cleanup.reap(all_runs=False)  # what the killed run left
             side.exit_code = None
     if side.exit_code in (3, 4, 5):  # internal error, usage error, nothing collected
         tail = side.log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]

@@ -136,3 +136,13 @@ def test_gate_blocks_an_image_whose_init_brings_the_wedge_back_and_passes_an_ide
     assert leftovers(run.short) == [f"scratch /tmp/{run.name()}"]
     import docker
     assert not docker.from_env().images.list(filters={"label": f"repro.run={run.run_id}"})
+
+
+@pytest.mark.docker
+def test_a_side_past_its_timeout_is_stopped_and_leaves_nothing(run: Run, tmp_path: Path) -> None:
+    side = gate.Side("candidate", ImageRef("docker", "repro-base:latest"), tmp_path / "cand")
+    gate.run_side(side, ["mtu_wedge"], run, None, "ci", timeout_s=6)
+    assert side.exit_code is None
+    assert side.errors["mtu_wedge"].startswith("timed out after 6 s")
+    [child] = [d for d in side.reports.iterdir() if d.is_dir() and d.name != "latest"]
+    assert leftovers(child.name.rsplit("-", 1)[-1]) == []
