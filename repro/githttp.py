@@ -72,8 +72,10 @@ def handle(conn: socket.socket, addr: tuple[str, int], root: str) -> None:
         for h in ("git-protocol", "content-encoding"):
             if h in headers:
                 env["HTTP_" + h.upper().replace("-", "_")] = headers[h]
+        # unbuffered: the header lines are read byte by byte, so no part of the body can
+        # sit in a reader's buffer when the rest is copied with plain reads
         proc = subprocess.Popen(["git", "http-backend"], env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
         threading.Thread(target=_feed, args=(proc, body), daemon=True).start()
         assert proc.stdout is not None
         status, cgi_headers = "200 OK", []
@@ -90,7 +92,7 @@ def handle(conn: socket.socket, addr: tuple[str, int], root: str) -> None:
         try:
             conn.sendall("\r\n".join(head).encode("latin-1"))
             while True:
-                chunk = os.read(proc.stdout.fileno(), 65536)
+                chunk = proc.stdout.read(65536)
                 if not chunk:
                     break
                 conn.sendall(chunk)

@@ -37,6 +37,8 @@ INCIDENTS: dict[str, Incident] = {
         Incident("kernel_panic", "kernel_panic", "repro.kernel_panic.config:KernelPanicConfig",
                  "build servers panic under concurrent disk filling (LVM snapshot + resize2fs)"),
         Incident("mongo_index_lock", "mongo", "repro.mongo_index_lock.config:MongoIndexLockConfig", "a deploy storm re-declaring existing indexes stalls every writer"),  # noqa: E501
+        Incident("slowclone", "slowclone", "repro.slowclone.config:SlowcloneConfig", "the build's checkout hangs for hours under heavy packet loss"),  # noqa: E501
+        Incident("single_branch", "single_branch", "repro.single_branch.config:SingleBranchConfig", "shallow clones became --single-branch: non-master builds cannot reach their commit"),  # noqa: E501
     ]
 }
 

@@ -94,3 +94,11 @@ def test_backoff_run_is_cut_where_the_timer_stops_doubling() -> None:
     run = _longest_backoff("f", 0, times, gaps)
     assert run is not None and run.gaps == (0.5, 1.0, 2.0, 4.0) and run.start_s == 5.5
     assert _longest_backoff("f", 0, [0.0, 1.0, 1.5], [1.0, 0.5]) is None
+
+
+def test_a_fast_retransmit_does_not_start_a_backoff_run() -> None:
+    from repro.capture.analysis import _longest_backoff
+    times = [0.0, 0.001, 0.45, 1.31, 3.04]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    run = _longest_backoff("f", 0, times, gaps)
+    assert run is not None and run.start_s == 0.001 and len(run.gaps) == 3

@@ -29,6 +29,7 @@ from scapy.utils import PcapReader
 from tabulate import tabulate
 
 BACKOFF_RATIO = 1.5   # a doubling timer, with room for timer granularity
+MIN_BACKOFF_GAP_S = 0.1  # shorter gaps are fast retransmits or loss probes, not the RTO
 SEQ_MOD = 1 << 32
 SYN, FIN, RST = 0x02, 0x01, 0x04
 
@@ -53,6 +54,7 @@ class BackoffRun:
 class FlowStats:
     flow: str
     packets: int = 0
+    segments: int = 0          # transmissions that occupy sequence space (data, SYN, FIN)
     data_segments: int = 0
     payload_bytes: int = 0
     retransmissions: int = 0
@@ -67,7 +69,7 @@ class FlowStats:
 
     @property
     def retransmitted_share(self) -> float:
-        return self.retransmissions / self.data_segments if self.data_segments else 0.0
+        return self.retransmissions / self.segments if self.segments else 0.0
 
 
 @dataclass
@@ -110,7 +112,7 @@ class Analysis:
     @property
     def longest_backoff(self) -> BackoffRun | None:
         runs = [f.longest_backoff for f in self.flows if f.longest_backoff]
-        return max(runs, key=lambda r: (r.retransmissions, sum(r.gaps)), default=None)
+        return max(runs, key=_span, default=None)
 
     def figures(self) -> dict[str, Any]:
         gap = self.longest_gap
@@ -185,6 +187,7 @@ def _account(st: _FlowState, ip: Any, tcp: Any, t: float) -> None:
     if length == 0:
         return
     seq = st.relative(int(tcp.seq))
+    s.segments += 1
     if payload:
         s.data_segments += 1
         s.payload_bytes += payload
@@ -204,22 +207,33 @@ def _finish(st: _FlowState) -> None:
         if gaps[i] > s.longest_gap_s:
             s.longest_gap_s, s.longest_gap_seq, s.longest_gap_at_s = gaps[i], seq, times[i + 1]
         run = _longest_backoff(s.flow, seq, times, gaps)
-        if run and (s.longest_backoff is None
-                    or (run.retransmissions, sum(run.gaps))
-                    > (s.longest_backoff.retransmissions, sum(s.longest_backoff.gaps))):
+        if run and (s.longest_backoff is None or _span(run) > _span(s.longest_backoff)):
             s.longest_backoff = run
+
+
+def _span(run: BackoffRun) -> tuple[float, int]:
+    """Back-off runs compare by how long the sender kept waiting, then by length."""
+    return sum(run.gaps), run.retransmissions
 
 
 def _longest_backoff(flow: str, seq: int, times: list[float], gaps: list[float]
                      ) -> BackoffRun | None:
-    """The longest chain of gaps each >= BACKOFF_RATIO x the previous (at least two gaps)."""
+    """The longest chain of at least two gaps, each >= BACKOFF_RATIO x the one before."""
     best: tuple[int, int] | None = None
-    start = 0
-    for i in range(1, len(gaps) + 1):
-        if i == len(gaps) or gaps[i] < BACKOFF_RATIO * gaps[i - 1]:
-            if i - start >= 2 and (best is None or i - start > best[1] - best[0]):
-                best = (start, i)
-            start = i
+    start: int | None = None
+
+    def close(end: int) -> None:
+        nonlocal best
+        if start is not None and end - start >= 2 and (best is None
+                                                        or end - start > best[1] - best[0]):
+            best = (start, end)
+
+    for i, gap in enumerate(gaps):
+        if start is not None and gap >= BACKOFF_RATIO * gaps[i - 1]:
+            continue  # the timer doubled again: the run goes on
+        close(i)
+        start = i if gap >= MIN_BACKOFF_GAP_S else None
+    close(len(gaps))
     if best is None:
         return None
     a, b = best
