@@ -92,7 +92,7 @@ def panic_latencies(run: Run, panics: int) -> dict[str, list[float]]:
 def build_times(cold: bool) -> list[list[object]]:
     rows: list[list[object]] = []
     if cold:
-        with tempfile.TemporaryDirectory(prefix="repro-bench-") as d:
+        with tempfile.TemporaryDirectory(prefix="bench-cold-", dir=qemu_image.CACHE) as d:
             _, spent = qemu_image.build(Path(d))
             rows.append(["image build, cold", 1, f"{spent:.1f}", f"{spent:.1f}"])
     _, spent = qemu_image.build()

@@ -180,8 +180,40 @@ def build(cache: Path = CACHE, log: TextIO | None = None) -> tuple[GuestImage, f
         raise PrerequisiteError("building the QEMU image needs root", "run setup/setup.sh as root")
     logf = log or sys.stderr
     work = image_root(cache) / f".build-{h}"
-    shutil.rmtree(work, ignore_errors=True)
+    _remove_build_dir(work)
     work.mkdir(parents=True)
+    try:
+        _build_into(work, h, t0, logf)
+    except BaseException:
+        boot_log = work / "rootfs/debootstrap/debootstrap.log"
+        if boot_log.is_file():
+            logf.write("--- debootstrap.log (tail) ---\n" + boot_log.read_text(
+                errors="replace")[-4000:] + "\n")
+        _remove_build_dir(work)
+        raise
+    work.rename(final)
+    for old in image_root(cache).iterdir():
+        if old.name != h and old.is_dir() and not old.name.startswith(".build-"):
+            shutil.rmtree(old, ignore_errors=True)
+    return find_image(cache), time.monotonic() - t0
+
+
+def _remove_build_dir(work: Path) -> None:
+    """rm -rf a build directory, after unmounting what debootstrap left mounted in it
+    (a failed debootstrap can leave the chroot's /proc mounted: never recurse into it)."""
+    prefix = str(work.resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if line.split()[1].startswith(prefix)]
+    for m in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True, timeout=60, check=False)
+    still = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+             if line.split()[1].startswith(prefix)]
+    if still:
+        raise RuntimeError(f"cannot unmount {still[0]}; remove {work} by hand")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _build_into(work: Path, h: str, t0: float, logf: TextIO) -> None:
     root = work / "rootfs"
     _run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE,
           str(root), debian_mirror()], logf, 1500)
@@ -218,11 +250,6 @@ def build(cache: Path = CACHE, log: TextIO | None = None) -> tuple[GuestImage, f
     shutil.rmtree(work / "busybox")
     shutil.rmtree(work / "debs")
     _write(work / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    work.rename(final)
-    for old in image_root(cache).iterdir():
-        if old.name not in (h,) and old.is_dir() and not old.name.startswith(".build-"):
-            shutil.rmtree(old, ignore_errors=True)
-    return find_image(cache), time.monotonic() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
