@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     gate.add_argument("--junit", type=Path, help="also copy the gate's junit.xml here")
     gate.add_argument("--timeout-min", type=float, default=60.0,
                       help="per side (default 60)")
+    gate.add_argument("--retries", type=int, default=1, choices=range(4), metavar="0-3",
+                      help="re-runs of an inconclusive result per side (default 1)")
     return p
 
 
@@ -185,7 +187,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     baseline, candidate = images.parse(args.baseline), images.parse(args.candidate)
     rows, out = gate.run_gate(baseline, candidate, args.incidents, config=args.config,
                               profile=args.profile, reports_root=args.reports,
-                              timeout_s=args.timeout_min * 60)
+                              timeout_s=args.timeout_min * 60, retries=args.retries)
     print(gate.table(rows, baseline, candidate))
     for r in rows:
         for d in r.detail:

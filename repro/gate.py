@@ -8,14 +8,20 @@ on the baseline image and once on the candidate, each as its own pytest run
 other (a run wants the machine's cores to itself). Each side yields one
 IncidentResult per incident; `compare` lines them up:
 
-  ok          passed on both
+  ok          passes on the candidate, and on the baseline (or the baseline
+              gave no verdict: the candidate showed the fixed behaviour)
   REGRESSION  passed on the baseline, did not pass on the candidate (fail,
               inconclusive, unknown, or no result at all: a candidate that
               cannot even host the run regresses) -> exit 1
-  not judged  no result on the baseline (its run broke): the gate cannot say,
-              so it does not pass -> exit 1
+  not judged  the candidate did not pass and the baseline gave no verdict
+              (inconclusive, unknown, no result): nothing shows the candidate
+              is fine -> exit 1
   fixed       failed on the baseline, passes on the candidate
   fails on both  reported, not a regression (the baseline is no reference)
+
+A result that is inconclusive or missing says the measurement failed, not
+the image (a starved observer, a fault that missed its target): such
+incidents run once more on that side before the comparison (`retries`).
 
 The gate writes gate.md (the side-by-side table and the candidate's
 reasons), gate.json and junit.xml (one test case per incident, a failure per
@@ -57,6 +63,7 @@ class Side:
     results: dict[str, IncidentResult] = field(default_factory=dict)  # incident -> result
     errors: dict[str, str] = field(default_factory=dict)  # incident -> pytest's failure line
     log: Path | None = None
+    retried: list[str] = field(default_factory=list)  # incidents run again (inconclusive)
 
 
 @dataclass(frozen=True)
@@ -91,25 +98,49 @@ def select_incidents(image: ImageRef, wanted: list[str]) -> list[str]:
     return chosen
 
 
-def pytest_argv(side: Side, chosen: list[str], config: Path | None, profile: str) -> list[str]:
+def pytest_argv(image: ImageRef, chosen: list[str], reports: Path, config: Path | None,
+                profile: str) -> list[str]:
     markers = " or ".join(incidents.INCIDENTS[n].marker for n in chosen)
     argv = [sys.executable, "-m", "pytest", str(PROJECT_ROOT / "repro"), "-m", markers,
-            "-k", SELECT, "--repro-provider", side.image.provider, "--repro-profile", profile,
-            "--repro-reports", str(side.reports), "--junitxml", str(side.reports / "pytest.xml"),
+            "-k", SELECT, "--repro-provider", image.provider, "--repro-profile", profile,
+            "--repro-reports", str(reports), "--junitxml", str(reports / "pytest.xml"),
             "-p", "no:cacheprovider", "-q"]
     return argv + (["--repro-config", str(config)] if config else [])
 
 
 def run_side(side: Side, chosen: list[str], run: Run, config: Path | None, profile: str,
-             timeout_s: float) -> Side:
-    side.reports.mkdir(parents=True, exist_ok=True)
-    side.log = side.reports / "pytest.log"
+             timeout_s: float, retries: int = 1) -> Side:
+    """Run the side; incidents that came back inconclusive or without a result (the
+    measurement failed, not the image) run again, up to `retries` more times."""
+    todo = list(chosen)
+    for attempt in range(retries + 1):
+        reports = side.reports / (f"retry-{attempt}" if attempt else "")
+        results, errors, side.exit_code, side.log = _attempt(side, todo, reports, run, config,
+                                                             profile, timeout_s)
+        side.results.update(results)
+        side.errors.update(errors)
+        for n in results:
+            side.errors.pop(n, None)
+        todo = [n for n in todo if n not in results or results[n].verdict.outcome
+                in (Outcome.INCONCLUSIVE, Outcome.UNKNOWN)]
+        if not todo or side.exit_code is None:  # a side that timed out is not run again
+            break
+        side.retried += todo
+    return side
+
+
+def _attempt(side: Side, chosen: list[str], reports: Path, run: Run, config: Path | None,
+             profile: str, timeout_s: float
+             ) -> tuple[dict[str, IncidentResult], dict[str, str], int | None, Path]:
+    reports.mkdir(parents=True, exist_ok=True)
+    log_path = reports / "pytest.log"
     env = os.environ | side.image.environment(run.scratch)
-    with side.log.open("w") as log:
-        proc = subprocess.Popen(pytest_argv(side, chosen, config, profile), cwd=PROJECT_ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(pytest_argv(side.image, chosen, reports, config, profile),
+                                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        code: int | None
         try:
-            side.exit_code = proc.wait(timeout=timeout_s)
+            code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.terminate()  # SIGTERM: the run heals its faults and removes its hosts
             try:
@@ -118,20 +149,21 @@ def run_side(side: Side, chosen: list[str], run: Run, config: Path | None, profi
                 proc.kill()
                 proc.wait(timeout=STOP_GRACE_S)
                 cleanup.reap(all_runs=False)  # what the killed run left
-            side.exit_code = None
-    if side.exit_code in (3, 4, 5):  # internal error, usage error, nothing collected
-        tail = side.log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+            code = None
+    if code in (3, 4, 5):  # internal error, usage error, nothing collected
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
         raise ConfigError(f"{side.name} run on {side.image} could not start: {tail[0]} "
-                          f"(log: {side.log})")
-    latest = side.reports / "latest" / "results.json"
+                          f"(log: {log_path})")
+    results: dict[str, IncidentResult] = {}
+    latest = reports / "latest" / "results.json"
     if latest.is_file():
         for r in read_json(latest)[1]:
             if r.expected is Outcome.PASS and r.incident in chosen:
-                side.results[r.incident] = r
-    side.errors = _pytest_failures(side.reports / "pytest.xml")
-    if side.exit_code is None:
-        side.errors = {n: f"timed out after {timeout_s:.0f} s" for n in chosen} | side.errors
-    return side
+                results[r.incident] = r
+    errors = _pytest_failures(reports / "pytest.xml")
+    if code is None:
+        errors = {n: f"timed out after {timeout_s:.0f} s" for n in chosen} | errors
+    return results, errors, code, log_path
 
 
 def _pytest_failures(junit: Path) -> dict[str, str]:
@@ -158,17 +190,18 @@ def compare(base: Side, cand: Side, chosen: list[str]) -> list[Row]:
     for n in chosen:
         b, c = _cell(base, n), _cell(cand, n)
         b_ok, c_ok = b == Outcome.PASS.value, c == Outcome.PASS.value
-        status = ("ok" if b_ok and c_ok else "REGRESSION" if b_ok else "not judged"
-                  if b == "no result" else "fixed" if c_ok else "fails on both")
-        cr = cand.results.get(n)
+        b_judged = b in (Outcome.PASS.value, Outcome.FAIL.value)  # a reference either way
+        status = ("ok" if c_ok and (b_ok or not b_judged) else "fixed" if c_ok
+                  else "REGRESSION" if b_ok else "fails on both" if b_judged else "not judged")
+        br, cr = base.results.get(n), cand.results.get(n)
         detail: tuple[str, ...] = ()
-        if b == "no result":
-            detail += (f"baseline: {base.errors.get(n, 'no result')}",)
+        if not b_ok:
+            detail += tuple(f"baseline: {x}" for x in (
+                br.verdict.reasons if br else (base.errors.get(n, "no result"),)))
         if not c_ok:
             detail += tuple(f"candidate: {x}" for x in (
                 cr.verdict.reasons if cr else (cand.errors.get(n, "no result"),)))
-        rows.append(Row(n, b, c, status, detail,
-                        dict(base.results[n].figures) if n in base.results else {},
+        rows.append(Row(n, b, c, status, detail, dict(br.figures) if br else {},
                         dict(cr.figures) if cr else {}))
     return rows
 
@@ -199,7 +232,9 @@ def write_reports(rows: list[Row], base: Side, cand: Side, out: Path) -> None:
             lines += [f"## {r.incident}: {r.status} (baseline {r.baseline}, candidate "
                       f"{r.candidate})", ""]
             lines += [f"- {d}" for d in r.detail] + [""]
-    lines += [f"- {s.name} reports: `{s.reports}` (pytest log `{s.log}`)" for s in (base, cand)]
+    lines += [f"- {s.name} reports: `{s.reports}` (pytest log `{s.log}`)"
+              + (f"; run again after an inconclusive result: {', '.join(s.retried)}"
+                 if s.retried else "") for s in (base, cand)]
     (out / "gate.md").write_text("\n".join(lines) + "\n")
     (out / "gate.json").write_text(json.dumps({
         "baseline": str(base.image), "candidate": str(cand.image), "blocked": bool(blocked),
@@ -220,6 +255,7 @@ def write_reports(rows: list[Row], base: Side, cand: Side, out: Path) -> None:
 
 def run_gate(baseline: ImageRef, candidate: ImageRef, wanted: list[str], *,
              config: Path | None, profile: str, reports_root: Path, timeout_s: float,
+             retries: int = 1,
              say: Callable[[str], None] = print) -> tuple[list[Row], Path]:
     """Run both sides, compare, write the reports; returns the rows and the report dir."""
     if baseline.backend != candidate.backend:
@@ -234,7 +270,7 @@ def run_gate(baseline: ImageRef, candidate: ImageRef, wanted: list[str], *,
                  for name, image in zip(SIDES, (baseline, candidate), strict=True)]
         for side in sides:
             say(f"[gate] {side.name} {side.image}: {', '.join(chosen)} ...")
-            run_side(side, chosen, run, config, profile, timeout_s)
+            run_side(side, chosen, run, config, profile, timeout_s, retries)
             say(f"[gate] {side.name}: " + ", ".join(f"{n} {_cell(side, n)}" for n in chosen))
         rows = compare(sides[0], sides[1], chosen)
         write_reports(rows, sides[0], sides[1], run.reports)

@@ -19,7 +19,7 @@ from repro.run import Run, start_run
 from tests.leftovers import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
-INCIDENTS = ["a", "b", "c", "d", "e", "f"]
+INCIDENTS = ["a", "b", "c", "d", "e", "f", "g"]
 
 
 def side(name: str, outcomes: dict[str, str], errors: dict[str, str] | None = None
@@ -36,20 +36,41 @@ def side(name: str, outcomes: dict[str, str], errors: dict[str, str] | None = No
 
 def test_a_regression_is_a_pass_on_the_baseline_that_is_not_a_pass_on_the_candidate() -> None:
     base = side("base", {"a": "pass", "b": "pass", "c": "fail", "d": "fail", "e": "pass"})
+    base.results |= side("base", {"g": "inconclusive"}).results
     cand = side("cand", {"a": "pass", "b": "inconclusive", "c": "pass", "d": "fail",
-                         "f": "pass"}, errors={"e": "ProvisionError: sshd never answered"})
+                         "f": "pass", "g": "fail"},
+                errors={"e": "ProvisionError: sshd never answered"})
     base.errors = {"f": "HostCommandError: container gone"}
     rows = {r.incident: r for r in gate.compare(base, cand, INCIDENTS)}
     assert {n: r.status for n, r in rows.items()} == {
         "a": "ok", "b": "REGRESSION", "c": "fixed", "d": "fails on both", "e": "REGRESSION",
-        "f": "not judged"}
-    assert [n for n, r in rows.items() if r.blocks] == ["b", "e", "f"]
-    assert rows["f"].detail == ("baseline: HostCommandError: container gone",)  # c passed
+        "f": "ok", "g": "not judged"}
+    assert [n for n, r in rows.items() if r.blocks] == ["b", "e", "g"]
+    assert rows["g"].detail == ("baseline: g broke", "candidate: g broke")
+    assert rows["f"].detail == ("baseline: HostCommandError: container gone",)
     assert rows["b"].detail == ("candidate: b broke",)
-    assert rows["d"].detail == ("candidate: d broke",)
+    assert rows["d"].detail == ("baseline: d broke", "candidate: d broke")
     assert rows["e"].candidate == "no result"
     assert rows["e"].detail == ("candidate: ProvisionError: sshd never answered",)
-    assert rows["a"].detail == rows["c"].detail == ()
+    assert rows["a"].detail == ()
+
+
+def test_inconclusive_results_run_again_once(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    attempts: list[list[str]] = []
+    outcomes = iter([{"a": "inconclusive", "b": "pass"}, {"a": "pass"}])
+
+    def attempt(s: gate.Side, chosen: list[str], reports: Path, *rest: object
+                ) -> tuple[dict[str, IncidentResult], dict[str, str], int, Path]:
+        attempts.append(list(chosen))
+        return side("x", next(outcomes)).results, {}, 1, reports / "pytest.log"
+
+    monkeypatch.setattr(gate, "_attempt", attempt)
+    s = gate.run_side(gate.Side("base", ImageRef("docker", "x"), tmp_path), ["a", "b"],
+                      None, None, "ci", 60)  # type: ignore[arg-type]
+    assert attempts == [["a", "b"], ["a"]] and s.retried == ["a"]
+    assert {n: r.verdict.outcome.value for n, r in s.results.items()} == {"a": "pass",
+                                                                          "b": "pass"}
 
 
 def test_reports_fail_junit_only_for_regressions(tmp_path: Path) -> None:
