@@ -123,8 +123,13 @@ def check_guest_kernel() -> list[Check]:
     from repro.hosts.qemu_vm import detect_accel
     try:
         image = find_image()
-    except PrerequisiteError:
-        return []  # said by check_qemu
+    except PrerequisiteError as exc:  # both need the guest kernel to answer
+        kvm = Path("/dev/kvm").exists()
+        return [Check("KVM", False, ("/dev/kvm is present; " if kvm else "no /dev/kvm; ")
+                      + "whether it runs guests is probed with the guest image, not built yet",
+                      "sudo " + exc.fix.removeprefix("run ")),
+                Check("netem in the guest kernel", False, "unknown: the guest image is not "
+                      "built", "sudo " + exc.fix.removeprefix("run "), backend="qemu")]
     accel = detect_accel(image)
     return [Check("KVM", accel.name == "kvm", f"{accel.name.upper()}: {accel.reason}",
                   "" if accel.name == "kvm" else "none needed: guests run under TCG (slower); "
