@@ -114,16 +114,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="repro-bench-") as tmp:
         run = start_run(Path(tmp) / "reports")
         try:
+            headers = ["figure", "n", "p50 s", "max s"]
             rows: list[list[object]] = []
+
+            def show(row: list[object]) -> None:
+                rows.append(row)
+                print(tabulate([row], headers=headers, tablefmt="plain"), flush=True)
+
             if args.build:
-                rows += build_times(args.cold)
+                for row in build_times(args.cold):
+                    show(row)
             times, retries, accel = ready_times(run, args.vms)
-            rows.append(summarize(f"VM ready ({accel}), {retries} boot retries", times))
+            show(summarize(f"VM ready ({accel}), {retries} boot retries", times))
             lat = panic_latencies(run, args.panics)
-            rows.append(summarize("panic -> console finding", lat["console"]))
-            rows.append(summarize(f"panic -> heartbeat miss ({INTERVAL_S} s)", lat["heartbeat"]))
-            rows.append(summarize("panic -> new boot id seen", lat["new_boot_id"]))
-            print(tabulate(rows, headers=["figure", "n", "p50 s", "max s"], tablefmt="github"))
+            show(summarize("panic -> console finding", lat["console"]))
+            show(summarize(f"panic -> heartbeat miss ({INTERVAL_S} s)", lat["heartbeat"]))
+            show(summarize("panic -> new boot id seen", lat["new_boot_id"]))
+            print(tabulate(rows, headers=headers, tablefmt="github"))
         finally:
             run.close()
 

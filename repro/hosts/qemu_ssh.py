@@ -7,6 +7,8 @@ and host key). Each command is its own channel, wrapped in the guest's
 a few seconds after T and reports exit code None (timed out) without raising
 a transport error: a dead guest shows as failed commands, never as a hang.
 The guest's host key is the image's baked key, pinned on every connection.
+Opening a channel on a transport that died (the guest rebooted) reconnects once:
+the command had not started, so trying again is safe.
 """
 
 from __future__ import annotations
@@ -72,12 +74,17 @@ class SshCommander:
         started = time.monotonic()
         deadline = started + timeout + GRACE_S
         out, err = bytearray(), bytearray()
-        try:
-            # a guest busy with a flood can take long to open a channel: up to the budget
-            chan = self._transport(timeout).open_session(timeout=max(CONNECT_S, timeout))
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            self.close()
-            return None, b"", f"ssh to {self.address}: {exc}".encode()
+        chan = None
+        for attempt in (1, 2):  # a guest that rebooted left a dead transport: reconnect once
+            try:
+                # a guest busy with a flood can take long to open a channel: up to the budget
+                chan = self._transport(timeout).open_session(timeout=max(CONNECT_S, timeout))
+                break
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                self.close()
+                if attempt == 2 or time.monotonic() >= deadline - GRACE_S:
+                    return None, b"", f"ssh to {self.address}: {exc}".encode()
+        assert chan is not None
         try:
             chan.exec_command(wrapped)
             if stdin:
