@@ -26,9 +26,16 @@ def _needs_qemu() -> None:
         pytest.skip("qemu-system-x86_64 is not installed (setup/setup.sh installs it)")
 
 
+def _needs_own_kernel(provider: str) -> None:
+    if provider != "qemu":
+        pytest.skip(f"kernel_panic needs hosts with their own kernel; provider {provider!r} "
+                    "was asked (--repro-provider), and only qemu hosts have one here")
+
+
 def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
                                   repro_results: Session) -> None:
     cfg = repro_settings.for_incident("kernel_panic")
+    _needs_own_kernel(cfg.provider)
     result = scenario.run(repro_run, cfg, "under test")
     repro_results.record(result)
     assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
@@ -37,6 +44,7 @@ def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
 def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
                                    repro_results: Session) -> None:
     cfg = repro_settings.with_fixture("kernel_panic", "volume_setup", "kernel_panic/prefix.sh")
+    _needs_own_kernel(cfg.provider)
     result = scenario.run(repro_run, cfg, "prefix fixture", expect=Outcome.FAIL)
     repro_results.record(result)
     assert result.verdict.outcome is Outcome.FAIL, (
