@@ -1,10 +1,12 @@
 """tcpdump on one host for a window of time; the pcap ends up in the report directory.
 
 Model: `Capture(host, run, peer, out)` is a context manager. Entering starts
-`tcpdump -i <iface toward peer> -s 128 -U -w /tmp/repro-<short>-cap-<label>.pcap
-'tcp and host <peer>'` detached on the host and waits until tcpdump says it
+`tcpdump -i <iface toward peer> -s 128 -U --immediate-mode -w
+/tmp/repro-<short>-cap-<label>.pcap 'tcp and host <peer>'` (immediate mode: without it
+TPACKET_V3 holds packets in its ring until a block fills or times out, and
+the window's last packets never reach the file) detached on the host and waits until tcpdump says it
 is listening (a capture that starts late misses the window's first
-segments). Leaving stops it with SIGINT (tcpdump then flushes and prints its
+segments). Leaving stops it with SIGTERM (tcpdump then flushes and prints its
 counters), waits for it to exit, copies the pcap to `out` and removes it from
 the host. `result` tells how many packets were captured and how many the
 kernel dropped before tcpdump saw them (then the analysis is incomplete).
@@ -74,9 +76,9 @@ class Capture:
     def start(self) -> None:
         self.iface = route_iface(self.host, self.peer)
         res = self.host.run(
-            f"rm -f {self.remote} {self.log}; setsid tcpdump -i {self.iface} -n -s {SNAPLEN} -U"
-            f" -w {self.remote} 'tcp and host {self.peer}' > {self.log} 2>&1 < /dev/null &"
-            " echo $!", timeout=CMD_TIMEOUT_S)
+            f"rm -f {self.remote} {self.log}; setsid tcpdump -i {self.iface} -n -s {SNAPLEN}"
+            f" -U --immediate-mode -w {self.remote} 'tcp and host {self.peer}'"
+            f" > {self.log} 2>&1 < /dev/null & echo $!", timeout=CMD_TIMEOUT_S)
         self.pid = int(res.stdout.strip().splitlines()[-1])
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
@@ -96,7 +98,7 @@ class Capture:
             return self.result
         pid, self.pid = self.pid, None
         try:
-            self.host.run(f"kill -INT {pid} 2>/dev/null; "
+            self.host.run(f"kill -TERM {pid} 2>/dev/null; "
                           f"for i in $(seq {int(STOP_TIMEOUT_S * 20)}); do "
                           f"kill -0 {pid} 2>/dev/null || break; sleep 0.05; done; "
                           f"kill -KILL {pid} 2>/dev/null; true",

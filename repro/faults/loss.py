@@ -189,7 +189,10 @@ class PacketLoss:
     name = "loss"
 
     def __init__(self, run: Run, hosts: Sequence[Host], model: LossModel, *,
-                 mechanism: Mechanism = "auto", label: str = "", calibrate: bool = True):
+                 mechanism: Mechanism = "auto", label: str = "", calibrate: bool = True,
+                 offloads_off: bool = True):
+        """`offloads_off=False` exists only to show the physics: drops then hit super-packets,
+        the oversize counter sees them and the run is inconclusive."""
         model.validate()
         if len(hosts) < 2:
             raise FaultError("packet loss needs at least two hosts")
@@ -198,6 +201,7 @@ class PacketLoss:
         self.model = model
         self.mechanism = mechanism
         self.calibrate = calibrate
+        self.offloads_off = offloads_off
         self.table = run.name("loss", label) if label else run.name("loss")
         self.final: LossMeasurement | None = None
         self._states: dict[str, _HostState] = {}
@@ -262,7 +266,7 @@ class PacketLoss:
         self._plan()
         offloads: dict[str, dict[str, bool]] = {}
         for st in self._states.values():
-            offloads[st.host.name] = st.offloads.disable()
+            offloads[st.host.name] = st.offloads.disable() if self.offloads_off else {}
             st.mtu = int(st.host.run(f"cat /sys/class/net/{st.iface}/mtu",
                                      timeout=CMD_TIMEOUT_S).stdout.strip())
             if st.nft_sources:

@@ -1,0 +1,71 @@
+"""tcpdump captures made between Docker hosts, analysed with scapy (no hand-built packets)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from repro.capture import Capture, analyse
+from repro.errors import PrerequisiteError
+from repro.faults.base import injected
+from repro.faults.loss import LossModel, PacketLoss
+from repro.history import History
+from repro.hosts import open_hosts
+from repro.hosts.base import Host
+from repro.run import Run, start_run
+from tests.leftovers import leftovers
+from tests.test_loss_docker import transfer
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    r = start_run(tmp_path_factory.mktemp("cap") / "reports")
+    yield r
+    r.close()
+    assert leftovers(r.short) == []
+
+
+@pytest.fixture(scope="module")
+def hosts(run: Run) -> Iterator[dict[str, Host]]:
+    try:
+        with open_hosts("docker", run, ["client", "server"]) as hs:
+            yield hs
+    except PrerequisiteError as exc:
+        pytest.skip(str(exc))
+
+
+def test_clean_transfer_captured_without_retransmissions(
+        run: Run, hosts: dict[str, Host], tmp_path: Path) -> None:
+    client, server = hosts["client"], hosts["server"]
+    with Capture(client, run, server.address, tmp_path / "clean.pcap", label="clean") as cap:
+        transfer(server, client, size=500_000, port=5401)
+    assert cap.result is not None and cap.result.complete and cap.result.captured > 50
+    a = analyse(cap.result.pcap)
+    data = max(a.flows, key=lambda f: f.payload_bytes)
+    assert data.payload_bytes == 500_000 and data.retransmissions == 0
+    assert a.longest_backoff is None
+    assert client.run("ls /tmp | grep -c repro- || true", timeout=10).stdout.strip() == "0"
+
+
+def test_lossy_transfer_shows_retransmissions_and_backoff(
+        run: Run, hosts: dict[str, Host], tmp_path: Path) -> None:
+    client, server = hosts["client"], hosts["server"]
+    fault = PacketLoss(run, [client, server], LossModel(0.3, burst=4))
+    with injected(fault, History()) as applied:
+        assert applied.effective, applied.shortfall
+        with Capture(client, run, server.address, tmp_path / "lossy.pcap", label="lossy") as cap:
+            transfer(server, client, size=100_000, port=5402)
+    assert cap.result is not None and cap.result.complete
+    a = analyse(cap.result.pcap)
+    data = max(a.flows, key=lambda f: f.payload_bytes)
+    # the capture sits before the drop rule: what the server sent is in it, resent segments too
+    assert data.retransmissions > 0 and data.payload_bytes > data.data_segments
+    assert data.longest_gap_s >= 0.2           # at least one retransmission timeout (200 ms)
+    run_ = a.longest_backoff
+    assert run_ is not None and all(b >= 1.5 * x for x, b in zip(run_.gaps, run_.gaps[1:],
+                                                                 strict=False))
+    assert "retrans" in a.table()
