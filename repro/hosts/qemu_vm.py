@@ -46,6 +46,7 @@ class VmSpec:
 
     memory_mb: int = 512
     cpus: int = 1
+    cpu_model: str = ""  # -cpu; "" = QEMU's default for the accelerator
     disks_mb: tuple[int, ...] = ()
     boot_timeout_s: float = 40.0  # watchdog: no ready line by then = a hung boot, retried once
     login_timeout_s: float = 40.0
@@ -146,6 +147,7 @@ class Vm:
     def argv(self) -> list[str]:
         a = [QEMU, "-name", f"{self.name},process={self.name}", "-accel", self.accel.name,
              "-M", "pc", "-m", str(self.spec.memory_mb), "-smp", str(self.spec.cpus),
+             *(["-cpu", self.spec.cpu_model] if self.spec.cpu_model else []),
              "-nodefaults", "-no-user-config", "-display", "none",
              "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
              "-append", self.cmdline,
