@@ -10,12 +10,12 @@ IncidentResult per incident; `compare` lines them up:
 
   ok          passes on the candidate, and on the baseline (or the baseline
               gave no verdict: the candidate showed the fixed behaviour)
-  REGRESSION  passed on the baseline, did not pass on the candidate (fail,
-              inconclusive, unknown, or no result at all: a candidate that
-              cannot even host the run regresses) -> exit 1
-  not judged  the candidate did not pass and the baseline gave no verdict
-              (inconclusive, unknown, no result): nothing shows the candidate
-              is fine -> exit 1
+  REGRESSION  passed on the baseline, fails on the candidate (or gives no
+              result at all: a candidate that cannot even host the run
+              regresses) -> exit 1
+  not judged  the candidate's run was inconclusive (or its checker crashed),
+              or it did not pass and the baseline gave no verdict: nothing
+              shows the candidate is fine -> exit 1
   fixed       failed on the baseline, passes on the candidate
   fails on both  reported, not a regression (the baseline is no reference)
 
@@ -123,8 +123,8 @@ def run_side(side: Side, chosen: list[str], run: Run, config: Path | None, profi
             side.errors.pop(n, None)
         todo = [n for n in todo if n not in results or results[n].verdict.outcome
                 in (Outcome.INCONCLUSIVE, Outcome.UNKNOWN)]
-        if not todo or side.exit_code is None:  # a side that timed out is not run again
-            break
+        if not todo or side.exit_code is None or attempt == retries:
+            break  # (a side that timed out is not run again)
         side.retried += todo
     return side
 
@@ -191,8 +191,10 @@ def compare(base: Side, cand: Side, chosen: list[str]) -> list[Row]:
         b, c = _cell(base, n), _cell(cand, n)
         b_ok, c_ok = b == Outcome.PASS.value, c == Outcome.PASS.value
         b_judged = b in (Outcome.PASS.value, Outcome.FAIL.value)  # a reference either way
+        c_unsure = c in (Outcome.INCONCLUSIVE.value, Outcome.UNKNOWN.value)
         status = ("ok" if c_ok and (b_ok or not b_judged) else "fixed" if c_ok
-                  else "REGRESSION" if b_ok else "fails on both" if b_judged else "not judged")
+                  else "not judged" if c_unsure or not b_judged
+                  else "REGRESSION" if b_ok else "fails on both")
         br, cr = base.results.get(n), cand.results.get(n)
         detail: tuple[str, ...] = ()
         if not b_ok:

@@ -122,10 +122,9 @@ def bake_docker(run: Run, init: Path, name: str, base: str | None = None) -> Ima
         buf = io.BytesIO()
         payload = init.read_bytes()
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            for d in ("etc", "etc/repro"):
-                info = tarfile.TarInfo(d)
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
+            info = tarfile.TarInfo("etc/repro")  # /etc itself is left as the image has it
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
             info = tarfile.TarInfo(INIT_PATH.lstrip("/"))
             info.size, info.mode, info.mtime = len(payload), 0o755, int(time.time())
             tar.addfile(info, io.BytesIO(payload))
