@@ -259,7 +259,7 @@ def test_gate_on_amis_blocks_the_one_whose_init_brings_the_wedge_back(
         cfg.write_text(f'[mtu_wedge]\nhost_init = "{root}/fixtures/mtu_wedge/fixed.sh"\n'
                        "duration_s = 4.0\n")
         code = cli.main(["gate", "--baseline", baseline, "--candidate", candidate,
-                         "--incidents", "mtu_wedge", "--config", str(cfg),
+                         "--incidents", "mtu_wedge", "--config", str(cfg), "--retries", "2",
                          "--reports", str(tmp_path / "reports")])
         out = capsys.readouterr().out
         assert code == cli.EXIT_FAILED, out
