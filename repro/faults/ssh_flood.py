@@ -28,6 +28,9 @@ from repro.hosts.base import Host
 LOGIN_BATCH = 5          # concurrent unauthenticated logins, well under MaxStartups' 10
 LOGIN_ATTEMPTS = 4
 LOGIN_TIMEOUT_S = 15.0
+# Control commands on the client: quick on Docker (docker exec), seconds over ssh to a TCG guest
+# under load; the bound is there so a dead client cannot hang the run.
+CONTROL_TIMEOUT_S = 45.0
 FLOOD_DIR = "/tmp/repro-flood"
 
 
@@ -81,7 +84,7 @@ class SshFlood:
         return self.target.name
 
     def poll(self) -> list[StreamSample]:
-        res = self.client.run(_POLL, timeout=10, check=False)
+        res = self.client.run(_POLL, timeout=CONTROL_TIMEOUT_S, check=False)
         samples = []
         for line in res.stdout.splitlines():
             i, up, rc, b = line.split()
@@ -97,7 +100,7 @@ class SshFlood:
             for start in range(0, len(pending), LOGIN_BATCH):
                 batch = pending[start:start + LOGIN_BATCH]
                 self.client.run("\n".join(_stream_command(i, self.target.address)
-                                           for i in batch), timeout=10)
+                                           for i in batch), timeout=CONTROL_TIMEOUT_S)
                 self._wait_batch(set(batch))
             pending = [i for i in pending if i not in self.up]
             if not pending:
@@ -106,7 +109,7 @@ class SshFlood:
                                 text=f"{len(pending)} ssh logins refused or slow; retry "
                                      f"{attempt + 1}/{LOGIN_ATTEMPTS - 1}")
             self.client.run("; ".join(f"kill -KILL -$(cat {FLOOD_DIR}/{i}.pgid) 2>/dev/null"
-                                      for i in pending) + "; true", timeout=10)
+                                      for i in pending) + "; true", timeout=CONTROL_TIMEOUT_S)
 
     def _wait_batch(self, batch: set[int]) -> None:
         deadline = time.monotonic() + LOGIN_TIMEOUT_S
@@ -118,12 +121,12 @@ class SshFlood:
             time.sleep(0.1)  # condition poll cadence
 
     def inject(self) -> Applied:
-        self.client.run(f"rm -rf {FLOOD_DIR}; mkdir -p {FLOOD_DIR}", timeout=10)
+        self.client.run(f"rm -rf {FLOOD_DIR}; mkdir -p {FLOOD_DIR}", timeout=CONTROL_TIMEOUT_S)
         self.client.put(STREAM_SH.encode(), f"{FLOOD_DIR}/stream.sh", 0o755)
         self._log_in(list(range(1, self.streams + 1)))
         for s in self.poll():
             self.bytes_at_go[s.stream] = s.bytes
-        self.client.run(f"touch {FLOOD_DIR}/go", timeout=10)
+        self.client.run(f"touch {FLOOD_DIR}/go", timeout=CONTROL_TIMEOUT_S)
         self.started_at = self.history.now()
         applied = Applied(self.name, self.target.name,
                           {"streams": self.streams, "client": self.client.name},
@@ -147,4 +150,4 @@ class SshFlood:
         self.client.run(
             f"for f in {FLOOD_DIR}/*.pgid; do [ -e \"$f\" ] && kill -KILL -$(cat $f) 2>/dev/null;"
             f" done; pkill -KILL -f 'cat /dev/zero' ; rm -rf {FLOOD_DIR}; true",
-            timeout=15, check=False)
+            timeout=CONTROL_TIMEOUT_S, check=False)
