@@ -10,7 +10,7 @@ binomial tolerance (3 standard deviations, at least 2 points), delay by the
 median RTT; a measurement far from what was asked is a shortfall (the run is
 inconclusive). Loss correlation is never passed (broken in netem; see
 DESIGN.md). Offloads are turned off so a "packet" is a packet. `heal()`
-deletes the qdisc; it is idempotent.
+deletes the qdisc and turns offloads back on; it is idempotent.
 """
 
 from __future__ import annotations
@@ -98,5 +98,6 @@ class Netem:
         return ""
 
     def heal(self) -> None:
-        self.host.run(f"tc qdisc del dev {self.dev} root 2>/dev/null; true",
+        self.host.run(f"tc qdisc del dev {self.dev} root 2>/dev/null; "
+                      f"ethtool -K {self.dev} tso on gso on gro on 2>/dev/null; true",
                       timeout=CMD_TIMEOUT_S, check=False)

@@ -102,9 +102,11 @@ def _probe_accel(image: GuestImage) -> Accel:
                 found.set()
                 return
 
-    threading.Thread(target=read, daemon=True).start()
-    ok = found.wait(KVM_PROBE_S)
-    proc.kill()
+    try:
+        threading.Thread(target=read, daemon=True).start()
+        ok = found.wait(KVM_PROBE_S)
+    finally:
+        proc.kill()
     _, err = proc.communicate(timeout=10)
     if ok:
         return Accel("kvm", "/dev/kvm booted the guest kernel")
