@@ -13,6 +13,8 @@ the host and drives the agent:
   (measured on the host) and which marked processes are alive, also those
   that left the process group;
 - `cancel()` is what a user's cancel does: SIGTERM to the process group;
+  the agent then times, on the host, how long until every marked process is
+  gone (a slow guest or ssh round trip does not inflate it);
 - `run(timeout)` runs it in the foreground (property tests: many short runs);
 - `head()` reads the commit WORKDIR is at; `cleanup()` SIGKILLs whatever is
   left and removes WORKDIR and the agent's state (idempotent).
@@ -32,7 +34,7 @@ from repro.hosts.base import Host
 from repro.run import Run
 
 AGENT = Path(__file__).resolve().parent / "checkout_agent.py"
-CMD_TIMEOUT_S = 20.0
+CMD_TIMEOUT_S = 60.0  # generous: a TCG guest on a busy machine stalls for tens of seconds
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,12 @@ class StepStatus:
     @property
     def git_children(self) -> tuple[Proc, ...]:
         return tuple(p for p in self.processes if p.is_git)
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    ended_after_s: float | None     # None: something was still alive when the watch ended
+    survivors: tuple[Proc, ...]
 
 
 class CheckoutStep:
@@ -115,10 +123,17 @@ class CheckoutStep:
         return _status(ast.literal_eval(self._agent("status", self.state, self.id)
                                         .splitlines()[-1]))
 
-    def cancel(self) -> None:
+    def cancel(self, watch_s: float) -> CancelOutcome:
+        """SIGTERM to the process group; the host times how long until every marked process
+        (the wrapper aside) is gone, watching at most `watch_s`."""
         if self.pgid is None:
             raise HostCommandError(self.host.name, "cancel", None, "the step was never started")
-        self._agent("cancel", self.state, str(self.pgid))
+        raw = ast.literal_eval(self._agent("cancel", self.state, str(self.pgid), self.id,
+                                           f"{watch_s:.3f}", timeout=watch_s + CMD_TIMEOUT_S
+                                           ).splitlines()[-1])
+        return CancelOutcome(raw["ended_after_s"],
+                             tuple(Proc(int(p), str(c), str(cmd))
+                                   for p, c, cmd in raw["survivors"]))
 
     def head(self) -> str:
         res = self.host.run(f"git -C {self.workdir} rev-parse --verify -q HEAD",

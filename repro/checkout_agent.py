@@ -14,7 +14,9 @@ its exit code and how long it ran to <state>/exit.
   start  STATE SCRIPT ID [KEY=VALUE...]   launch in the background, print the wrapper pid
   wait   STATE SCRIPT ID TIMEOUT [KEY=VALUE...]  run in the foreground, print the outcome
   status STATE ID                          running?, exit code, elapsed, marked processes
-  cancel STATE PGID                        SIGTERM to the step's process group (a user's cancel)
+  cancel STATE PGID ID LIMIT               SIGTERM to the step's process group (a user's
+                                           cancel), then watch until every marked process
+                                           is gone or LIMIT s passed: timed here, on the host
   kill   STATE ID                          SIGKILL every marked process (cleanup)
 """
 
@@ -127,6 +129,20 @@ def status(state: str, step_id: str) -> dict[str, object]:
     return out
 
 
+def cancel(pgid: int, step_id: str, limit: float) -> dict[str, object]:
+    sent = time.monotonic()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    while True:
+        alive = [p for p in marked(step_id) if p[0] != pgid]
+        waited = time.monotonic() - sent
+        if not alive:
+            return {"ended_after_s": round(waited, 3), "survivors": []}
+        if waited > limit:
+            return {"ended_after_s": None, "survivors": alive}
+        time.sleep(0.02)  # condition poll, on the host
+
+
 def main(argv: list[str]) -> None:
     cmd, state = argv[0], argv[1]
     if cmd == "start":
@@ -158,7 +174,7 @@ def main(argv: list[str]) -> None:
     elif cmd == "kill":
         kill_marked(argv[2])
     elif cmd == "cancel":
-        os.killpg(int(argv[2]), signal.SIGTERM)
+        print(repr(cancel(int(argv[2]), argv[3], float(argv[4]))))
     else:
         raise SystemExit(f"unknown command {cmd}")
 

@@ -33,7 +33,8 @@ from repro.run import Run
 Transport = Literal["http", "git"]
 HTTP_PORT = 8080
 GIT_PORT = 9418
-READY_TIMEOUT_S = 20.0
+READY_TIMEOUT_S = 60.0
+CMD_TIMEOUT_S = 60.0  # generous: a TCG guest on a busy machine stalls for tens of seconds
 GENERATE_TIMEOUT_S = 300.0
 HERE = Path(__file__).resolve().parent
 
@@ -117,14 +118,14 @@ class GitServer:
 
     def start(self) -> None:
         h, s = self.host, self._scripts
-        h.run(f"mkdir -p {self.root} {s}", timeout=10)
+        h.run(f"mkdir -p {self.root} {s}", timeout=CMD_TIMEOUT_S)
         h.put((HERE / "gitgen.py").read_bytes(), f"{s}/gitgen.py", 0o755)
         h.put((HERE / "githttp.py").read_bytes(), f"{s}/githttp.py", 0o755)
         self._started = True
         h.run(f"git daemon --detach --reuseaddr --export-all --base-path={self.root}"
-              f" --port={GIT_PORT} --pid-file={s}/daemon.pid {self.root}", timeout=10)
+              f" --port={GIT_PORT} --pid-file={s}/daemon.pid {self.root}", timeout=CMD_TIMEOUT_S)
         h.run(f"setsid python3 {s}/githttp.py {self.root} {HTTP_PORT} > {s}/http.log 2>&1"
-              f" < /dev/null & echo $! > {s}/http.pid", timeout=10)
+              f" < /dev/null & echo $! > {s}/http.pid", timeout=CMD_TIMEOUT_S)
         probe = self.create(RepoSpec(name="repro-ready", size_kb=1, master_commits=1,
                                      branches=(), tag_every=0))
         self._wait_ready(probe)
@@ -136,7 +137,7 @@ class GitServer:
         pending = dict(local)
         while pending:
             for transport, url in list(pending.items()):
-                res = self.host.run(f"git ls-remote {url}", timeout=10, check=False)
+                res = self.host.run(f"git ls-remote {url}", timeout=CMD_TIMEOUT_S, check=False)
                 if res.ok and probe.tip() in res.stdout:
                     del pending[transport]
             if pending and time.monotonic() > deadline:

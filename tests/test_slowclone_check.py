@@ -135,3 +135,24 @@ def test_capture_figures_reach_the_verdict() -> None:
     v = judge(loss() + baseline() + hung() + cancel_run() + [cap])
     assert v.figures["longest_backoff_gaps_s"][-2:] == [28.9, 57.3]
     assert v.figures["retransmissions"] == 277
+
+
+def test_only_this_build_hosts_link_counts() -> None:
+    other = "repro-ab12-build2"
+    events = loss()
+    events[2].fields["directions"].append({"src": S, "dst": other, "mechanism": "nft",
+                                           "offered": 24000, "dropped": 10, "oversize": 0})
+    p = Params(commit=COMMIT, budget_s=60.0, cancel_grace_s=5.0, loss=0.3, host=B)
+    evs = sorted(events + baseline() + budget_exit(48.0, 128) + cancel_run(), key=lambda e: e.t)
+    v = run_checker(check, evs, p)
+    assert v.ok and len(v.figures["loss_achieved"]) == 2
+    assert judge(events + baseline() + budget_exit(48.0, 128) + cancel_run()).outcome \
+        is Outcome.INCONCLUSIVE  # without a host, every direction counts
+
+
+def test_a_step_that_exits_but_leaves_git_running_fails() -> None:
+    evs = [op(10.0, "checkout", "budget", "start"),
+           op(40.0, "checkout", "budget", "exit", exit_code=124, elapsed_s=30.0, head="",
+              left_running=[[300, "git", "git fetch"]])]
+    v = judge(loss() + baseline() + evs + cancel_run())
+    assert v.outcome is Outcome.FAIL and "left running: git (pid 300)" in v.reasons[0]

@@ -34,7 +34,7 @@ from repro.run import Run
 SNAPLEN = 128   # Ethernet + IP + TCP with options fit; payload is not needed
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
-CMD_TIMEOUT_S = 15.0
+CMD_TIMEOUT_S = 60.0  # generous: a TCG guest on a busy machine stalls for tens of seconds
 
 
 class CaptureError(ReproError):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from repro.errors import FaultError, HostCommandError, PrerequisiteError
 from repro.hosts.base import Host
 
-CMD_TIMEOUT_S = 15.0
+CMD_TIMEOUT_S = 60.0  # generous: a TCG guest on a busy machine stalls for tens of seconds
 OFFLOADS = {"tso": "tcp-segmentation-offload", "gso": "generic-segmentation-offload",
             "gro": "generic-receive-offload"}
 ROOT_HANDLE = 0x5250  # "RP": the harness's HTB root; children are ROOT_HANDLE + 1 + i

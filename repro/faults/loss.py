@@ -37,6 +37,7 @@ import contextlib
 import json
 import math
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -189,15 +190,23 @@ class PacketLoss:
     name = "loss"
 
     def __init__(self, run: Run, hosts: Sequence[Host], model: LossModel, *,
+                 pairs: Sequence[tuple[Host, Host]] | None = None,
                  mechanism: Mechanism = "auto", label: str = "", calibrate: bool = True,
                  offloads_off: bool = True):
-        """`offloads_off=False` exists only to show the physics: drops then hit super-packets,
+        """Loss on both directions of every pair (default: every pair of `hosts`).
+
+        `offloads_off=False` exists only to show the physics: drops then hit super-packets,
         the oversize counter sees them and the run is inconclusive."""
         model.validate()
         if len(hosts) < 2:
             raise FaultError("packet loss needs at least two hosts")
         self.run = run
         self.hosts = list(hosts)
+        self.pairs = list(pairs) if pairs is not None else \
+            [(a, b) for i, a in enumerate(self.hosts) for b in self.hosts[i + 1:]]
+        if any(a is b for a, b in self.pairs) or \
+                any(not any(h in p for p in self.pairs) for h in self.hosts):
+            raise FaultError("every host needs a lossy pair, with a host other than itself")
         self.model = model
         self.mechanism = mechanism
         self.calibrate = calibrate
@@ -216,25 +225,22 @@ class PacketLoss:
     def _plan(self) -> None:
         netem: dict[str, str] = {}
         for h in self.hosts:
-            peer = next(p for p in self.hosts if p is not h)
+            peer = next((b if a is h else a) for a, b in self.pairs if h in (a, b))
             iface = route_iface(h, peer.address)
             self._states[h.name] = _HostState(h, iface, Offloads(h, iface))
             netem[h.name] = "nft only" if self.mechanism == "nft" else netem_support(h, iface)
-        for src in self.hosts:
-            for dst in self.hosts:
-                if src is dst:
-                    continue
-                if self.mechanism == "netem" and netem[src.name]:
-                    raise NetemUnavailable(src.name, netem[src.name])
-                if not netem[src.name]:
-                    st = self._states[src.name]
-                    d = Direction(src, dst, "netem", len(st.netem_dirs))
-                    st.netem_dirs.append(d)
-                else:
-                    st = self._states[dst.name]
-                    d = Direction(src, dst, "nft", len(st.nft_sources))
-                    st.nft_sources.append(d)
-                self._directions.append(d)
+        for src, dst in [*self.pairs, *((b, a) for a, b in self.pairs)]:
+            if self.mechanism == "netem" and netem[src.name]:
+                raise NetemUnavailable(src.name, netem[src.name])
+            if not netem[src.name]:
+                st = self._states[src.name]
+                d = Direction(src, dst, "netem", len(st.netem_dirs))
+                st.netem_dirs.append(d)
+            else:
+                st = self._states[dst.name]
+                d = Direction(src, dst, "nft", len(st.nft_sources))
+                st.nft_sources.append(d)
+            self._directions.append(d)
 
     def _nft_ruleset(self, st: _HostState) -> str:
         lines = [f"table inet {self.table} {{"]
@@ -299,17 +305,23 @@ class PacketLoss:
         return applied
 
     def _calibrate(self, required: int) -> LossMeasurement:
+        """Bursts every way at once until each direction has `required` packets counted."""
         before = self.measure()
-        per_round = max(1000, required // 2 + 500)
-        sent = 0
-        for _ in range(CALIBRATION_ROUNDS):
-            for d in self._directions:
-                _udp_burst(d.src, d.dst.address, per_round)
-            sent += per_round
-            now = self.measure()
-            delta = [a.minus(b) for a, b in zip(now.directions, before.directions, strict=True)]
-            if all(d.offered >= required for d in delta):
-                break
+        delta = before.directions
+        missing = {id(d): required for d in self._directions}
+        with ThreadPoolExecutor(max_workers=len(self._directions)) as pool:
+            for _ in range(CALIBRATION_ROUNDS):
+                # a tenth more than needed: the burst usually suffices in one round
+                jobs = [(d.src, d.dst.address, max(500, missing[id(d)] * 11 // 10))
+                        for d in self._directions if missing[id(d)] > 0]
+                list(pool.map(lambda job: _udp_burst(*job), jobs))
+                now = self.measure()
+                delta = [a.minus(b) for a, b in zip(now.directions, before.directions,
+                                                    strict=True)]
+                missing = {id(d): required - c.offered
+                           for d, c in zip(self._directions, delta, strict=True)}
+                if all(m <= 0 for m in missing.values()):
+                    break
         return LossMeasurement(self.model, delta, required)
 
     def measure(self) -> LossMeasurement:

@@ -3,7 +3,8 @@
 Events it reads (written by scenario.py):
 
   op      name=checkout run=<baseline|budget|cancel> phase=start|exit|hung
-          exit: exit_code, elapsed_s (measured on the build host), head (WORKDIR's commit)
+          exit: exit_code, elapsed_s (measured on the build host), head (WORKDIR's commit),
+                left_running (its processes still alive a second after it exited)
           hung: elapsed_s (the step was still running then), processes
   op      name=cancel run=<budget|cancel> phase=sent|done
           sent: elapsed_s (how long the step had run); done: ended_after_s (None: not
@@ -11,12 +12,16 @@ Events it reads (written by scenario.py):
   fault.start / fault.measure   fault=loss: the loss asked and the counters measured
   capture                       the retransmission analysis of the build host's capture
 
+Several configurations may share one loss fault (side by side): only the
+directions touching `Params.host` are judged.
+
 Verdict. Inconclusive when the loss did not take effect (calibration or the
 whole window's counters more than 2 points off, or too few packets), when the
 step under loss never ran, or when the cancel was never exercised (the step
 had ended before it). Fail when the step cannot check out COMMIT even without
 loss; when under loss it still ran at twice the budget (hung: the incident),
-ended after the budget, or exited 0 away from COMMIT; when a cancel left the
+ended after the budget, exited 0 away from COMMIT, or exited leaving git
+processes behind; when a cancel left the
 step or any git child alive after the grace time. Pass otherwise: under loss
 the step finished at COMMIT, or gave up by itself (non-zero exit) in budget.
 """
@@ -37,6 +42,7 @@ class Params:
     budget_s: float
     cancel_grace_s: float
     loss: float
+    host: str = ""  # the build host: only its link's directions count (others share the fault)
 
 
 def _ops(events: list[Event], name: str, run: str, phase: str) -> list[Event]:
@@ -60,8 +66,10 @@ def _loss_shortfalls(events: list[Event], p: Params) -> tuple[list[str], dict[st
         return [*out, "the loss fault's counters were never read back"], {}
     m = measures[-1]
     achieved = {}
-    mechanisms = sorted({str(d.get("mechanism")) for d in m.get("directions", [])})
-    for d in m.get("directions", []):
+    directions = [d for d in m.get("directions", [])
+                  if not p.host or p.host in (d.get("src"), d.get("dst"))]
+    mechanisms = sorted({str(d.get("mechanism")) for d in directions})
+    for d in directions:
         why = judge_loss(p.loss, int(d["offered"]), int(d["dropped"]), int(d.get("oversize", 0)),
                          int(m.get("required", 5000)))
         key = f"{d['src']} -> {d['dst']}"
@@ -120,6 +128,9 @@ def check(events: list[Event], p: Params) -> Verdict:
         elif code == 0 and head != p.commit:
             failures.append(f"the step exited 0 but left WORKDIR at {head or 'nothing'}, "
                             f"not COMMIT {p.commit[:12]}")
+        left = [f"{c} (pid {pid})" for pid, c, _ in end.get("left_running") or []]
+        if left:
+            failures.append(f"the step exited ({code}) but left running: {', '.join(left)}")
     figures.update(_judge_cancel(events, "budget", p, failures))
 
     if _one(events, "checkout", "cancel", "start") is not None:

@@ -1,26 +1,33 @@
-"""The slowclone run: a git server, a build host, loss between them, the checkout step.
+"""The slowclone run: a git server, build hosts, loss between them, the checkout step.
 
 Roles: `gitserver` (git daemon + smart HTTP, a generated repository of
-`repo_mb` MB) and `build` (runs the configuration's `checkout` step with
-REPO_URL, BRANCH=master, COMMIT=master's tip, WORKDIR, and BUDGET_S). Steps:
+`repo_mb` MB) and one build host per configuration (`build`, or `build1`,
+`build2`... when several configurations run side by side: they share the
+server, the repository and the loss fault, each has its own link, history
+and verdict). The step runs with REPO_URL, BRANCH=master, COMMIT=master's
+tip, WORKDIR, and BUDGET_S. Steps:
 
-1. baseline: the step once without any fault; it must check out COMMIT;
-2. inject `loss` (bursts of `burst` packets) both ways between the two hosts,
-   measured by calibration (repro.faults.loss); start tcpdump on the build
-   host;
-3. start the step twice side by side: the *budget* run is watched until it
-   ends or until twice `budget_s` (then it is hung, and cancelled); the
-   *cancel* run gets SIGTERM on its process group at `cancel_after_s`, and
-   must be gone, git children included, within `cancel_grace_s`;
-4. stop the capture, heal (the counters' final reading is recorded), analyse
-   the capture (repro.capture.analysis), judge the history (check.py).
+1. baseline: each configuration's step once without any fault; it must
+   check out COMMIT;
+2. inject `loss` (bursts of `burst` packets) both ways between the server and
+   every build host, measured by calibration (repro.faults.loss); start
+   tcpdump on every build host;
+3. start each step twice: the *budget* run is watched until it ends or
+   until twice `budget_s` (then it is hung, and cancelled); the *cancel* run
+   gets SIGTERM on its process group at `cancel_after_s`; the agent on the
+   host times how long until the step and every git child are gone;
+4. stop the captures, heal (the counters' final reading is recorded),
+   analyse each capture (repro.capture.analysis), judge each history.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from repro.capture import Capture, analyse
 from repro.checkout import CheckoutStep, StepEnv, remove_agent
@@ -39,145 +46,197 @@ INCIDENT = "slowclone"
 POLL_S = 0.5
 CANCEL_OBSERVE_EXTRA_S = 2.0   # keep looking a little past the grace time, to name survivors
 EXIT_SETTLE_S = 1.0            # children of a step that just exited get this long to go
+SHARED = ("provider", "loss", "burst", "repo_mb", "transport")
+
+
+@dataclass
+class Item:
+    """One configuration in the run."""
+
+    cfg: SlowcloneConfig
+    label: str
+    expect: Outcome
+    role: str
+    outdir: Path
+    history: History
+    build: Host | None = None
+    artefacts: dict[str, str] = field(default_factory=dict)
+
+
+class Tee(History):
+    """A history that writes every event into several (the shared fault's events)."""
+
+    def __init__(self, targets: Sequence[History]):
+        super().__init__()
+        self.targets = list(targets)
+
+    def append(self, kind: str, host: str = "", t: float | None = None,
+               **fields: Any) -> Any:
+        for h in self.targets:
+            h.append(kind, host, t, **fields)
 
 
 @dataclass
 class _Watch:
+    item: Item
     step: CheckoutStep
     run: str
     started: float
     cancel_at: float | None         # seconds after start; None: never cancel (budget run)
     hang_at: float | None           # seconds after start when a still running step is hung
-    sent: float | None = None       # history time the cancel was sent
     done: bool = False
 
 
 def run(run_ctx: Run, cfg: SlowcloneConfig, label: str, expect: Outcome = Outcome.PASS
         ) -> IncidentResult:
-    outdir = run_ctx.reports / INCIDENT / label.replace(" ", "-")
-    outdir.mkdir(parents=True, exist_ok=True)
-    history = History(outdir / "history.jsonl")
+    return run_side_by_side(run_ctx, [(cfg, label, expect)])[0]
+
+
+def run_side_by_side(run_ctx: Run, entries: Sequence[tuple[SlowcloneConfig, str, Outcome]]
+                     ) -> list[IncidentResult]:
+    """Several configurations against one server under one fault; each gets its own verdict."""
+    first = entries[0][0]
+    if any(getattr(c, k) != getattr(first, k) for c, _, _ in entries for k in SHARED):
+        return [r for e in entries for r in run_side_by_side(run_ctx, [e])]
+    roles = ["build"] if len(entries) == 1 else [f"build{i + 1}" for i in range(len(entries))]
+    items = []
+    for (cfg, label, expect), role in zip(entries, roles, strict=True):
+        outdir = run_ctx.reports / INCIDENT / label.replace(" ", "-")
+        outdir.mkdir(parents=True, exist_ok=True)
+        items.append(Item(cfg, label, expect, role, outdir, History(outdir / "history.jsonl")))
     started = time.monotonic()
-    artefacts = {"history": str(outdir / "history.jsonl")}
-    build_name = ""
     commit = ""
     try:
-        with open_hosts(cfg.provider, run_ctx, ["gitserver", "build"]) as hosts, \
+        with open_hosts(first.provider, run_ctx, ["gitserver", *roles]) as hosts, \
                 GitServer(hosts["gitserver"], run_ctx) as git:
-            build, server = hosts["build"], hosts["gitserver"]
-            build_name = build.name
-            repo = git.create(RepoSpec(name="project", size_kb=int(cfg.repo_mb * 1024)))
+            server = hosts["gitserver"]
+            repo = git.create(RepoSpec(name="project", size_kb=int(first.repo_mb * 1024)))
             commit = repo.tip("master")
-            env = StepEnv(repo.urls[cfg.transport], "master", commit)
-            history.append("note", server.name, text=f"repository of {repo.pack_bytes} bytes, "
-                           f"{repo.spec.commit_count} commits, served over {cfg.transport}")
+            env = StepEnv(repo.urls[first.transport], "master", commit)
+            for it in items:
+                it.build = hosts[it.role]
+                it.history.append("note", server.name, text=f"repository of {repo.pack_bytes} "
+                                  f"bytes, {repo.spec.commit_count} commits, served over "
+                                  f"{first.transport}")
             try:
-                _baseline(run_ctx, cfg, build, env, history)
-                artefacts.update(_under_loss(run_ctx, cfg, build, server, env, history, outdir))
+                for it in items:
+                    _baseline(run_ctx, it, env)
+                _under_loss(run_ctx, first, items, server, env)
             finally:
-                remove_agent(build, run_ctx)
+                for it in items:
+                    if it.build is not None:
+                        remove_agent(it.build, run_ctx)
     finally:
-        history.close()
-    params = check.Params(commit=commit, budget_s=cfg.budget_s,
-                          cancel_grace_s=cfg.cancel_grace_s, loss=cfg.loss)
-    verdict = run_checker(check.check, history.events(), params)
-    return IncidentResult(
-        incident=INCIDENT, label=label, configuration=str(cfg.checkout), provider=cfg.provider,
-        verdict=verdict, expected=expect, duration_s=round(time.monotonic() - started, 1),
-        figures=dict(verdict.figures), artefacts=artefacts, target=build_name)
+        for it in items:
+            it.history.close()
+    results = []
+    for it in items:
+        params = check.Params(commit=commit, budget_s=it.cfg.budget_s,
+                              cancel_grace_s=it.cfg.cancel_grace_s, loss=it.cfg.loss,
+                              host=it.build.name if it.build else "")
+        verdict = run_checker(check.check, it.history.events(), params)
+        results.append(IncidentResult(
+            incident=INCIDENT, label=it.label, configuration=str(it.cfg.checkout),
+            provider=it.cfg.provider, verdict=verdict, expected=it.expect,
+            duration_s=round(time.monotonic() - started, 1), figures=dict(verdict.figures),
+            artefacts={"history": str(it.outdir / "history.jsonl"), **it.artefacts},
+            target=it.build.name if it.build else ""))
+    return results
 
 
-def _baseline(run_ctx: Run, cfg: SlowcloneConfig, build: Host, env: StepEnv,
-              history: History) -> None:
-    step = _step(run_ctx, cfg, build, env, "baseline")
+def _step(run_ctx: Run, it: Item, env: StepEnv, label: str) -> CheckoutStep:
+    assert it.build is not None
+    return CheckoutStep(it.build, run_ctx, it.cfg.checkout, env, f"{it.role}-{label}",
+                        extra={"BUDGET_S": f"{it.cfg.budget_s:g}"})
+
+
+def _baseline(run_ctx: Run, it: Item, env: StepEnv) -> None:
+    step = _step(run_ctx, it, env, "baseline")
+    host = step.host.name
     try:
-        history.append("op", build.name, name="checkout", run="baseline", phase="start")
-        status = step.run(timeout=2 * cfg.budget_s)
-        history.append("op", build.name, name="checkout", run="baseline", phase="exit",
-                       exit_code=status.exit_code, elapsed_s=status.elapsed_s, head=step.head(),
-                       output=step.output())
+        it.history.append("op", host, name="checkout", run="baseline", phase="start")
+        status = step.run(timeout=2 * it.cfg.budget_s)
+        it.history.append("op", host, name="checkout", run="baseline", phase="exit",
+                          exit_code=status.exit_code, elapsed_s=status.elapsed_s,
+                          head=step.head(), output=step.output())
     finally:
         step.cleanup()
 
 
-def _step(run_ctx: Run, cfg: SlowcloneConfig, build: Host, env: StepEnv, label: str
-          ) -> CheckoutStep:
-    return CheckoutStep(build, run_ctx, cfg.checkout, env, label,
-                        extra={"BUDGET_S": f"{cfg.budget_s:g}"})
-
-
-def _under_loss(run_ctx: Run, cfg: SlowcloneConfig, build: Host, server: Host, env: StepEnv,
-                history: History, outdir: Path) -> dict[str, str]:
-    artefacts: dict[str, str] = {}
-    fault = PacketLoss(run_ctx, [build, server], LossModel(cfg.loss, cfg.burst))
-    with measured_loss(fault, history) as applied:
+def _under_loss(run_ctx: Run, cfg: SlowcloneConfig, items: list[Item], server: Host,
+                env: StepEnv) -> None:
+    builds = [it.build for it in items if it.build is not None]
+    fault = PacketLoss(run_ctx, [server, *builds], LossModel(cfg.loss, cfg.burst),
+                       pairs=[(server, b) for b in builds])
+    tee = Tee([it.history for it in items])
+    with measured_loss(fault, tee) as applied:
         if not applied.effective:
-            return artefacts  # the checker reads the shortfall: inconclusive
-        pcap = outdir / "build.pcap"
-        with Capture(build, run_ctx, server.address, pcap, label="build") as capture:
-            watches = [
-                _Watch(_step(run_ctx, cfg, build, env, "budget"), "budget", 0.0, None,
-                       2 * cfg.budget_s),
-                _Watch(_step(run_ctx, cfg, build, env, "cancel"), "cancel", 0.0,
-                       cfg.cancel_after_s, None)]
-            try:
+            return  # the checkers read the shortfall: inconclusive
+        with contextlib.ExitStack() as stack:
+            captures = [stack.enter_context(Capture(b, run_ctx, server.address,
+                                                    it.outdir / "build.pcap", label=it.role))
+                        for it, b in zip(items, builds, strict=True)]
+            watches = []
+            for it in items:
+                watches += [_Watch(it, _step(run_ctx, it, env, "budget"), "budget", 0.0, None,
+                                   2 * it.cfg.budget_s),
+                            _Watch(it, _step(run_ctx, it, env, "cancel"), "cancel", 0.0,
+                                   it.cfg.cancel_after_s, None)]
+            for w in watches:
+                stack.callback(w.step.cleanup)
+            for w in watches:
+                w.step.start()
+                w.started = w.item.history.now()
+                w.item.history.append("op", w.step.host.name, name="checkout", run=w.run,
+                                      phase="start")
+            while not all(w.done for w in watches):
                 for w in watches:
-                    w.step.start()
-                    w.started = history.now()
-                    history.append("op", build.name, name="checkout", run=w.run, phase="start")
-                while not all(w.done for w in watches):
-                    for w in watches:
-                        if not w.done:
-                            _observe(w, cfg, history)
+                    if not w.done:
+                        _observe(w)
+                if not all(w.done for w in watches):
                     time.sleep(POLL_S)  # sampling cadence of the watch, not synchronisation
-            finally:
-                for w in watches:
-                    w.step.cleanup()
-        result = capture.result
-        if result is not None:
-            artefacts["pcap"] = str(result.pcap)
-            analysis = analyse(result.pcap)
-            table = outdir / "retransmissions.md"
-            table.write_text(f"# Retransmissions seen on {build.name} ({result.iface})\n\n"
-                             + analysis.table() + "\n")
-            artefacts["retransmissions"] = str(table)
-            history.append("capture", build.name, complete=result.complete,
-                           dropped_by_kernel=result.dropped_by_kernel, **analysis.figures())
-    return artefacts
+        for it, cap in zip(items, captures, strict=True):
+            _analyse(it, cap)
 
 
-def _observe(w: _Watch, cfg: SlowcloneConfig, history: History) -> None:
-    host = w.step.host.name
-    status = w.step.status()
-    now = history.now()  # after the answer: times measured from here are upper bounds
-    if w.sent is None:
-        if status.ended:
-            if status.processes:  # give orphaned children a moment before naming them
-                time.sleep(EXIT_SETTLE_S)  # bounded settle time, then observed again
-                status = w.step.status()
-            history.append("op", host, name="checkout", run=w.run, phase="exit",
-                           exit_code=status.exit_code, elapsed_s=status.elapsed_s,
-                           head=w.step.head(), output=w.step.output(),
-                           left_running=[[p.pid, p.comm, p.cmdline] for p in status.processes])
-            w.done = True
-            return
-        if w.hang_at is not None and now - w.started >= w.hang_at:
-            history.append("op", host, name="checkout", run=w.run, phase="hung",
-                           elapsed_s=round(now - w.started, 1),
-                           processes=[[p.pid, p.comm, p.cmdline] for p in status.processes])
-        elif w.cancel_at is None or now - w.started < w.cancel_at:
-            return
-        w.step.cancel()
-        w.sent = history.now()
-        history.append("op", host, name="cancel", run=w.run, phase="sent",
-                       elapsed_s=round(w.sent - w.started, 2))
+def _analyse(it: Item, capture: Capture) -> None:
+    result = capture.result
+    if result is None:
         return
-    if not status.processes:
-        history.append("op", host, name="cancel", run=w.run, phase="done",
-                       ended_after_s=round(now - w.sent, 2), survivors=[],
-                       exit_code=status.exit_code)
+    it.artefacts["pcap"] = str(result.pcap)
+    analysis = analyse(result.pcap)
+    table = it.outdir / "retransmissions.md"
+    table.write_text(f"# Retransmissions seen on {result.host} ({result.iface})\n\n"
+                     + analysis.table() + "\n")
+    it.artefacts["retransmissions"] = str(table)
+    it.history.append("capture", result.host, complete=result.complete,
+                      dropped_by_kernel=result.dropped_by_kernel, **analysis.figures())
+
+
+def _observe(w: _Watch) -> None:
+    history, cfg, host = w.item.history, w.item.cfg, w.step.host.name
+    status = w.step.status()
+    elapsed = history.now() - w.started  # after the answer: an upper bound
+    if status.ended:
+        if status.processes:  # give orphaned children a moment before naming them
+            time.sleep(EXIT_SETTLE_S)  # bounded settle time, then observed again
+            status = w.step.status()
+        history.append("op", host, name="checkout", run=w.run, phase="exit",
+                       exit_code=status.exit_code, elapsed_s=status.elapsed_s,
+                       head=w.step.head(), output=w.step.output(),
+                       left_running=[[p.pid, p.comm, p.cmdline] for p in status.processes])
         w.done = True
-    elif now - w.sent > cfg.cancel_grace_s + CANCEL_OBSERVE_EXTRA_S:
-        history.append("op", host, name="cancel", run=w.run, phase="done", ended_after_s=None,
-                       survivors=[[p.pid, p.comm, p.cmdline] for p in status.processes])
-        w.done = True
+        return
+    if w.hang_at is not None and elapsed >= w.hang_at:
+        history.append("op", host, name="checkout", run=w.run, phase="hung",
+                       elapsed_s=round(elapsed, 1),
+                       processes=[[p.pid, p.comm, p.cmdline] for p in status.processes])
+    elif w.cancel_at is None or elapsed < w.cancel_at:
+        return
+    history.append("op", host, name="cancel", run=w.run, phase="sent",
+                   elapsed_s=round(history.now() - w.started, 2))
+    outcome = w.step.cancel(watch_s=cfg.cancel_grace_s + CANCEL_OBSERVE_EXTRA_S)
+    history.append("op", host, name="cancel", run=w.run, phase="done",
+                   ended_after_s=outcome.ended_after_s,
+                   survivors=[[p.pid, p.comm, p.cmdline] for p in outcome.survivors])
+    w.done = True

@@ -6,6 +6,9 @@
 - the pre-fix fixture (a plain clone) must be flagged as hung; if it stops failing,
   the reproduction has gone stale, which is a finding. Its capture must show the
   sender's retransmission timer backing off, as the postmortem's tcpdump did.
+
+Both directions of one provider run side by side (one git server, one build host
+each, one loss fault): the pre-fix one sets the pace at twice the budget.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pytest
 
 from repro.checks import Outcome
 from repro.plugin import Session, Settings
+from repro.report.results import IncidentResult
 from repro.run import Run
 from repro.slowclone import scenario
 
@@ -23,39 +27,65 @@ pytestmark = [pytest.mark.slowclone]
 QEMU_REPO_MB = 4.0  # TCG guests generate and serve slowly; under loss 4 MB never finishes either
 
 
-@pytest.mark.docker
-def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
-                                  repro_results: Session) -> None:
-    cfg = repro_settings.for_incident("slowclone")
-    result = scenario.run(repro_run, cfg, "under test")
-    repro_results.record(result)
+def both_directions(settings: Settings, run: Run, **changes: object
+                    ) -> dict[str, IncidentResult]:
+    under_test = dataclasses.replace(settings.for_incident("slowclone"), **changes)
+    prefix = dataclasses.replace(
+        settings.with_fixture("slowclone", "checkout", "slowclone/prefix.sh"), **changes)
+    tag = f"{changes['provider']} " if "provider" in changes else ""
+    results = scenario.run_side_by_side(run, [(under_test, f"{tag}under test", Outcome.PASS),
+                                              (prefix, f"{tag}prefix fixture", Outcome.FAIL)])
+    return {"under test": results[0], "prefix": results[1]}
+
+
+@pytest.fixture(scope="module")
+def on_docker(repro_settings: Settings, repro_run: Run) -> dict[str, IncidentResult]:
+    return both_directions(repro_settings, repro_run)
+
+
+@pytest.fixture(scope="module")
+def on_qemu(repro_settings: Settings, repro_run: Run) -> dict[str, IncidentResult]:
+    return both_directions(repro_settings, repro_run, provider="qemu", repo_mb=QEMU_REPO_MB)
+
+
+def assert_under_test_passes(result: IncidentResult, results: Session) -> None:
+    results.record(result)
     assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
 
 
-@pytest.mark.docker
-def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
-                                   repro_results: Session) -> None:
-    cfg = repro_settings.with_fixture("slowclone", "checkout", "slowclone/prefix.sh")
-    result = scenario.run(repro_run, cfg, "prefix fixture", expect=Outcome.FAIL)
-    repro_results.record(result)
+def assert_prefix_flagged(result: IncidentResult, results: Session) -> None:
+    results.record(result)
     assert result.verdict.outcome is Outcome.FAIL, (
         "stale reproduction: the pre-fix checkout was not flagged\n" + result.verdict.describe())
     assert any("hung" in r for r in result.verdict.reasons), result.verdict.describe()
-    # the capture shows what the postmortem's tcpdump showed: a timer that keeps doubling
     assert result.figures["retransmissions"] > 0
+
+
+@pytest.mark.docker
+def test_configuration_under_test(on_docker: dict[str, IncidentResult],
+                                  repro_results: Session) -> None:
+    assert_under_test_passes(on_docker["under test"], repro_results)
+    assert on_docker["under test"].figures["loss_mechanisms"] == ["nft"]
+
+
+@pytest.mark.docker
+def test_prefix_fixture_is_flagged(on_docker: dict[str, IncidentResult],
+                                   repro_results: Session) -> None:
+    result = on_docker["prefix"]
+    assert_prefix_flagged(result, repro_results)
+    # the capture sits before the drop: it shows the timer doubling, as in the postmortem
     assert result.figures["longest_backoff_run"] >= 3, result.figures
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize(("fixture", "expect"), [("slowclone/prefix.sh", Outcome.FAIL),
-                                                 ("slowclone/fixed.sh", Outcome.PASS)])
-def test_both_directions_on_qemu_with_netem(repro_settings: Settings, repro_run: Run,
-                                            repro_results: Session, fixture: str,
-                                            expect: Outcome) -> None:
-    cfg = dataclasses.replace(repro_settings.with_fixture("slowclone", "checkout", fixture),
-                              provider="qemu", repo_mb=QEMU_REPO_MB)
-    result = scenario.run(repro_run, cfg, f"qemu {fixture.split('/')[-1]}", expect=expect)
-    repro_results.record(result)
-    assert result.verdict.outcome is expect, result.verdict.describe()
-    assert all(v.endswith("%") for v in result.figures["loss_achieved"].values())
-    assert result.figures["loss_mechanisms"] == ["netem"]
+def test_configuration_under_test_on_qemu(on_qemu: dict[str, IncidentResult],
+                                          repro_results: Session) -> None:
+    assert_under_test_passes(on_qemu["under test"], repro_results)
+    assert on_qemu["under test"].figures["loss_mechanisms"] == ["netem"]
+
+
+@pytest.mark.qemu
+def test_prefix_fixture_is_flagged_on_qemu(on_qemu: dict[str, IncidentResult],
+                                           repro_results: Session) -> None:
+    assert_prefix_flagged(on_qemu["prefix"], repro_results)
+    assert on_qemu["prefix"].figures["loss_mechanisms"] == ["netem"]

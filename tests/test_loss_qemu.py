@@ -1,0 +1,69 @@
+"""Loss and shaping with netem, between QEMU guests (Debian's cloud kernel has netem)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from repro.errors import PrerequisiteError
+from repro.faults.base import injected
+from repro.faults.loss import LossModel, PacketLoss
+from repro.faults.shaping import Shaping
+from repro.history import History
+from repro.hosts import open_hosts
+from repro.hosts.base import Host
+from repro.run import Run, start_run
+from tests.leftovers import leftovers
+
+pytestmark = pytest.mark.qemu
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    r = start_run(tmp_path_factory.mktemp("qloss") / "reports")
+    yield r
+    r.close()
+    assert leftovers(r.short) == []
+
+
+@pytest.fixture(scope="module")
+def hosts(run: Run) -> Iterator[dict[str, Host]]:
+    try:
+        with open_hosts("qemu", run, ["a", "b"]) as hs:
+            yield hs
+    except PrerequisiteError as exc:
+        pytest.skip(str(exc))
+
+
+def root_qdisc(h: Host) -> str:
+    return h.run("tc qdisc show dev eth0 root", timeout=30).stdout
+
+
+def test_netem_loss_independent_and_bursty(run: Run, hosts: dict[str, Host]) -> None:
+    a, b = hosts["a"], hosts["b"]
+    before = root_qdisc(a)
+    for model in (LossModel(0.3), LossModel(0.3, burst=4)):
+        fault = PacketLoss(run, [a, b], model)
+        with injected(fault, History()) as applied:
+            assert applied.effective, applied.shortfall
+            assert all(d.endswith(": netem") for d in applied.params["directions"])
+            qd = a.run("tc qdisc show dev eth0", timeout=30).stdout
+            assert ("gemodel" in qd) == (not model.independent)
+            assert not re.search(r"loss [\d.]+% [\d.]+%", qd)  # never a correlation argument
+        assert root_qdisc(a) == before
+        assert fault.final is not None and not fault.final.shortfalls()
+
+
+def test_delay_and_jitter_show_in_round_trips(run: Run, hosts: dict[str, Host]) -> None:
+    a, b = hosts["a"], hosts["b"]
+    with injected(Shaping(run, [a, b], delay_ms=40), History()) as applied:
+        assert applied.effective, applied.shortfall
+        rtt = applied.measured["rtt"][0]["median_ms"]
+        base = applied.measured["rtt_before"][0]["median_ms"]
+        assert 72 <= rtt - base <= 88
+    with injected(Shaping(run, [a, b], delay_ms=30, jitter_ms=10), History()) as applied:
+        assert applied.effective, applied.shortfall
+        assert applied.measured["rtt"][0]["stdev_ms"] >= 5
+    assert "htb" not in root_qdisc(a)
