@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from repro.faults.loss import LossModel, judge_loss
@@ -40,3 +42,48 @@ def test_model_validation() -> None:
 def test_judge_loss(offered: int, dropped: int, oversize: int, verdict: str) -> None:
     got = judge_loss(0.3, offered, dropped, oversize)
     assert (verdict in got) if verdict else got == ""
+
+
+class _Stub:
+    def __init__(self, name: str, address: str):
+        self.name, self.address = name, address
+
+
+def _ruleset(model: LossModel) -> str:
+    from repro.faults.loss import Direction, PacketLoss, _HostState
+    from repro.run import Run
+
+    run = Run("20260101-000000-ab12", Path("/nonexistent"), Path("/nonexistent"), None)  # type: ignore[arg-type]
+    a, b, c = _Stub("a", "10.0.0.1"), _Stub("b", "10.0.0.2"), _Stub("c", "10.0.0.3")
+    fault = PacketLoss(run, [a, b, c], model, pairs=[(a, b), (a, c)])  # type: ignore[list-item]
+    st = _HostState(a, "eth0", None, mtu=1400)  # type: ignore[arg-type]
+    st.nft_sources = [Direction(b, a, "nft", 0), Direction(c, a, "nft", 1)]  # type: ignore[arg-type]
+    assert fault.table == "repro-ab12-loss"
+    return fault._nft_ruleset(st)
+
+
+def test_nft_rules_independent_loss() -> None:
+    rules = _ruleset(LossModel(0.3))
+    assert "table inet repro-ab12-loss" in rules and "priority -300" in rules
+    assert "ip saddr 10.0.0.2 numgen random mod 1000000 < 300000 counter name d0 drop" in rules
+    assert "ip saddr 10.0.0.3 meta length > 1400 counter name x1" in rules
+    assert "ct mark" not in rules
+
+
+def test_nft_rules_bursty_loss_keep_state_in_the_connection_mark() -> None:
+    rules = _ruleset(LossModel(0.3, burst=4))
+    assert "priority -150" in rules  # after conntrack
+    assert "ip saddr 10.0.0.2 ct mark 0x5250 numgen random mod 1000000 < 250000 " \
+           "ct mark set 0 counter name d0 drop" in rules
+    assert "ip saddr 10.0.0.2 numgen random mod 1000000 < 107143 ct mark set 0x5250" in rules
+
+
+def test_pairs_must_cover_every_host() -> None:
+    from repro.errors import FaultError
+    from repro.faults.loss import PacketLoss
+    from repro.run import Run
+
+    run = Run("20260101-000000-ab12", Path("/x"), Path("/x"), None)  # type: ignore[arg-type]
+    a, b, c = _Stub("a", "1"), _Stub("b", "2"), _Stub("c", "3")
+    with pytest.raises(FaultError):
+        PacketLoss(run, [a, b, c], LossModel(0.3), pairs=[(a, b)])  # type: ignore[list-item]

@@ -1,7 +1,9 @@
 """Packet loss between hosts of the run, measured from counters.
 
-Model. The fault impairs every direction between its hosts. A direction
-src -> dst is dropped either
+Model. The fault impairs both directions of every pair it is given (by
+default every pair of its hosts; a star of build hosts around one git server
+is `pairs=[(server, b) for b in builds]`). A direction src -> dst is dropped
+either
 
 - by netem on src's egress (hosts whose kernel has netem: QEMU guests), in a
   child qdisc scoped to dst's address (repro.faults.link.PeerQdiscs), or
@@ -25,7 +27,9 @@ and a packet larger than the MTU seen by the rule is counted as proof that
 offloads leaked. After injecting, a calibration burst of UDP datagrams (to
 the discard port) goes each way until the counters have enough packets to
 tell the loss within ±2 points (5 000 for independent losses: binomial
-±2 points at 3 sigma; more for bursts, whose samples are correlated). Offered
+±2 points at 3 sigma; more for bursts, whose samples are correlated: 5 000
+times the variance inflation (1+ρ)/(1-ρ), ρ = 1-p-r). The bursts of every
+direction go out at once. Offered
 vs dropped come from the nft counters or the netem qdisc's own statistics;
 `judge_loss` turns them into a shortfall (the run is inconclusive) and is
 the same pure function the checkers use on the history.
