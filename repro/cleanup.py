@@ -3,9 +3,11 @@
 Model: every object carries its run's short id in its name (repro-<short>-...,
 rp<short>..., repro_<short>_... for nft tables) or, for Docker, the label
 repro.run=<run id>. A run is *live* while the process named in its scratch
-dir's owner.pid is alive. `reap(all_runs=True)` (the `repro cleanup` command)
-removes every harness object; a run's start calls `reap(all_runs=False)` to
-remove only what dead runs left. Backends with objects of their own (QEMU,
+dir's owner.pid is alive (the same process: its start time is recorded too,
+so a reused pid does not keep a dead run alive). `reap(all_runs=True)`
+removes every harness object; `reap(all_runs=False)` (a run's start, and
+`repro cleanup` without --all) removes what dead runs left. Backends with
+objects of their own (QEMU,
 PostgreSQL, ...) expose `reap(all_runs, live_run_ids)`, listed in REAPERS.
 """
 
@@ -19,7 +21,7 @@ import subprocess
 from collections.abc import Callable
 
 from repro import names
-from repro.procs import pid_alive
+from repro.procs import pid_alive, start_ticks
 from repro.run import SCRATCH_ROOT
 
 REAPERS = [
@@ -37,8 +39,10 @@ def live_runs() -> dict[str, str]:
     live = {}
     for owner in SCRATCH_ROOT.glob(f"{names.PREFIX}-*/owner.pid"):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            pid_text, run_id = owner.read_text().split()[:2]
-            if pid_alive(int(pid_text)):
+            pid_text, run_id, *rest = owner.read_text().split()
+            pid = int(pid_text)
+            same_process = not rest or str(start_ticks(pid)) == rest[0]
+            if pid_alive(pid) and same_process:
                 live[names.short(run_id)] = run_id
     return live
 

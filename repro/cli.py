@@ -7,7 +7,8 @@
                                  with --provider docker|qemu|ec2[:IMAGE] and no incident
                                  named, every incident that can use that backend
   repro doctor                   every prerequisite, checked for real, with its fix
-  repro cleanup                  removes every object of the harness on this machine
+  repro cleanup [--all]          removes every object the harness left on this machine
+                                 (--all: also those of runs still in progress)
   repro report [RUN] [--html]    prints a run's summary (default: the latest); --html
                                  (re)writes its index.html and prints the page's path
   repro gate --baseline IMAGE --candidate IMAGE [--incidents NAME...] [--junit FILE]
@@ -51,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=("ci", "full"), default="ci")
     run.add_argument("--reports", type=Path, default=REPORTS)
     sub.add_parser("doctor", help="check every prerequisite and say how to fix it")
-    sub.add_parser("cleanup", help="remove every object of the harness on this machine")
+    clean = sub.add_parser("cleanup", help="remove every object the harness left on this machine")
+    clean.add_argument("--all", action="store_true", dest="include_live",
+                       help="also remove the objects of runs still in progress")
     rep = sub.add_parser("report", help="print a run's summary")
     rep.add_argument("run", nargs="?", default="latest")
     rep.add_argument("--html", action="store_true", help="(re)write the run's index.html")
@@ -155,12 +158,16 @@ def cmd_doctor() -> int:
     return EXIT_OK
 
 
-def cmd_cleanup() -> int:
-    from repro.cleanup import reap
-    removed = reap(all_runs=True)
+def cmd_cleanup(include_live: bool) -> int:
+    from repro.cleanup import live_runs, reap
+    live = [] if include_live else sorted(live_runs().values())
+    removed = reap(all_runs=include_live)
     for item in removed:
         print(f"removed {item}")
     print(f"repro cleanup: {len(removed)} object(s) removed")
+    if live:
+        print(f"repro cleanup: spared {len(live)} live run(s) still in progress: "
+              f"{', '.join(live)} (stop them, or use --all)")
     return EXIT_OK
 
 
@@ -203,7 +210,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"list": lambda: cmd_list(), "run": lambda: cmd_run(args),
-                "doctor": lambda: cmd_doctor(), "cleanup": lambda: cmd_cleanup(),
+                "doctor": lambda: cmd_doctor(), "cleanup": lambda: cmd_cleanup(args.include_live),
                 "report": lambda: cmd_report(args), "gate": lambda: cmd_gate(args)}
     try:
         return commands[args.command]()

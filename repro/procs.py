@@ -111,3 +111,12 @@ def log_tail(path: Path, lines: int = 5) -> str:
     except OSError:
         return ""
     return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): tells a pid from a reused one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[-1].split()[19])

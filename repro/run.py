@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro import names
+from repro.procs import start_ticks
 from repro.sshkeys import KeyPair, generate_keypair
 
 SCRATCH_ROOT = Path(tempfile.gettempdir())
@@ -46,7 +47,9 @@ def start_run(reports_root: Path, run_id: str | None = None) -> Run:
     run_id = run_id or names.new_run_id()
     scratch = SCRATCH_ROOT / names.object_name(run_id)
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (scratch / "owner.pid").write_text(f"{os.getpid()}\n{run_id}\n")
+    # pid, run id, and the pid's start time: a later reuse of the pid is not this run
+    (scratch / "owner.pid").write_text(
+        f"{os.getpid()}\n{run_id}\n{start_ticks(os.getpid())}\n")
     reports = reports_root / run_id
     reports.mkdir(parents=True, exist_ok=True)
     return Run(run_id=run_id, scratch=scratch, reports=reports,
