@@ -7,8 +7,8 @@ dir's owner.pid is alive (the same process: its start time is recorded too,
 so a reused pid does not keep a dead run alive). `reap(all_runs=True)`
 removes every harness object; `reap(all_runs=False)` (a run's start, and
 `repro cleanup` without --all) removes what dead runs left. Backends with
-objects of their own (QEMU,
-PostgreSQL, ...) expose `reap(all_runs, live_run_ids)`, listed in REAPERS.
+objects of their own (QEMU, PostgreSQL, ...) expose
+`reap(all_runs, live_run_ids)`, listed in REAPERS.
 """
 
 from __future__ import annotations

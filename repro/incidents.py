@@ -22,6 +22,7 @@ class Incident:
     marker: str
     schema_path: str  # "module:Class"
     summary: str
+    headline: tuple[str, ...] = ()  # the figures the report's table shows for it
 
     def schema(self) -> type[Any]:
         module, attr = self.schema_path.split(":")
@@ -33,12 +34,23 @@ INCIDENTS: dict[str, Incident] = {
     i.name: i
     for i in [
         Incident("mtu_wedge", "mtu", "repro.mtu_wedge.config:MtuWedgeConfig",
-                 "hosts drop off the network under 20 concurrent ssh streams"),
+                 "hosts drop off the network under 20 concurrent ssh streams",
+                 ("longest_gap_s", "streams_up", "streams_asked", "mb_moved")),
         Incident("kernel_panic", "kernel_panic", "repro.kernel_panic.config:KernelPanicConfig",
-                 "build servers panic under concurrent disk filling (LVM snapshot + resize2fs)"),
-        Incident("mongo_index_lock", "mongo", "repro.mongo_index_lock.config:MongoIndexLockConfig", "a deploy storm re-declaring existing indexes stalls every writer"),  # noqa: E501
-        Incident("slowclone", "slowclone", "repro.slowclone.config:SlowcloneConfig", "the build's checkout hangs for hours under heavy packet loss"),  # noqa: E501
-        Incident("single_branch", "single_branch", "repro.single_branch.config:SingleBranchConfig", "shallow clones became --single-branch: non-master builds cannot reach their commit"),  # noqa: E501
+                 "build servers panic under concurrent disk filling (LVM snapshot + resize2fs)",
+                 ("kernel_findings", "reboots", "longest_gap_s", "fill_reached")),
+        Incident("mongo_index_lock", "mongo",
+                 "repro.mongo_index_lock.config:MongoIndexLockConfig",
+                 "a deploy storm re-declaring existing indexes stalls every writer",
+                 ("longest_stall_ms", "p99_ms", "max_lock_waiters", "instances_started")),
+        Incident("slowclone", "slowclone", "repro.slowclone.config:SlowcloneConfig",
+                 "the build's checkout hangs for hours under heavy packet loss",
+                 ("loss_target", "under_loss_s", "under_loss_exit",
+                  "longest_retransmission_gap_s")),
+        Incident("single_branch", "single_branch",
+                 "repro.single_branch.config:SingleBranchConfig",
+                 "shallow clones became --single-branch: non-master builds cannot reach "
+                 "their commit", ("shapes_failing", "shapes_tried")),
     ]
 }
 

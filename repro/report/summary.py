@@ -1,7 +1,8 @@
 """summary.md and junit.xml from a run's results.
 
-The table's columns are shared by every incident; figures an incident
-measures beyond them are listed per result under the table.
+The table's columns are shared by every incident; its "key figures" column
+shows the figures each incident names as its headline (repro.incidents), and
+every figure is listed per result under the table.
 """
 
 from __future__ import annotations
@@ -11,21 +12,33 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from repro.incidents import INCIDENTS
 from repro.report.results import IncidentResult
 
-COLUMNS = ["incident", "configuration", "expected", "verdict", "ok", "longest gap s",
-           "streams up/asked", "MB moved", "duration s"]
+COLUMNS = ["incident", "configuration", "provider", "expected", "verdict", "ok",
+           "key figures", "duration s"]
+
+
+def key_figures(r: IncidentResult) -> str:
+    incident = INCIDENTS.get(r.incident)
+    keys = incident.headline if incident and incident.headline else tuple(r.figures)[:4]
+    return ", ".join(f"{k}={_short(r.figures[k])}" for k in keys if k in r.figures)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_short(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_short(v) for v in value) + "]"
+    return str(value)
 
 
 def rows(results: list[IncidentResult]) -> list[list[object]]:
-    out = []
-    for r in results:
-        f = r.figures
-        streams = (f"{f['streams_up']}/{f['streams_asked']}" if "streams_up" in f else "")
-        out.append([r.incident, f"{r.label}: {Path(r.configuration).name}", r.expected.value,
-                    r.verdict.outcome.value, "yes" if r.as_expected else "NO",
-                    f.get("longest_gap_s", ""), streams, f.get("mb_moved", ""), r.duration_s])
-    return out
+    return [[r.incident, f"{r.label}: {Path(r.configuration).name}", r.provider,
+             r.expected.value, r.verdict.outcome.value, "yes" if r.as_expected else "NO",
+             key_figures(r), r.duration_s] for r in results]
 
 
 def table(results: list[IncidentResult], fmt: str = "github") -> str:
