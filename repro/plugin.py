@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -33,6 +33,7 @@ import pytest
 
 from repro import cleanup, incidents
 from repro import config as cfgfile
+from repro.checks import Outcome
 from repro.errors import ConfigError, PrerequisiteError
 from repro.faults.base import ACTIVE
 from repro.report import html, summary
@@ -72,6 +73,23 @@ class Session:
             cleanup.reap(all_runs=False)
             self.run = start_run(self.reports_root)
         return self.run
+
+    def judged(self, run_once: Callable[[str], IncidentResult], retries: int = 1
+               ) -> IncidentResult:
+        """Run a reproduction; an inconclusive attempt (the fault or the observation
+        did not take effect, e.g. this VM lost its CPU to the hypervisor for seconds)
+        is recorded as superseded and run again, up to `retries` times. A last
+        inconclusive attempt stands: it never passes. `run_once(suffix)` gets "" and
+        then " (attempt N)" to append to its label, so attempts keep their own files."""
+        result = run_once("")
+        for attempt in range(2, retries + 2):
+            if result.verdict.outcome is not Outcome.INCONCLUSIVE:
+                break
+            result.superseded = True
+            self.record(result)
+            result = run_once(f" (attempt {attempt})")
+        self.record(result)
+        return result
 
     def record(self, result: IncidentResult) -> None:
         self.results.append(result)

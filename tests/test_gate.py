@@ -167,5 +167,8 @@ def test_a_side_past_its_timeout_is_stopped_and_leaves_nothing(run: Run, tmp_pat
     gate.run_side(side, ["mtu_wedge"], run, None, "ci", timeout_s=6)
     assert side.exit_code is None
     assert side.errors["mtu_wedge"].startswith("timed out after 6 s")
-    [child] = [d for d in side.reports.iterdir() if d.is_dir() and d.name != "latest"]
-    assert leftovers(child.name.rsplit("-", 1)[-1]) == []
+    # under load the child may be stopped before it made its run: then it has nothing to leave
+    children = [d for d in side.reports.iterdir() if d.is_dir() and d.name != "latest"]
+    assert len(children) <= 1
+    for child in children:
+        assert leftovers(child.name.rsplit("-", 1)[-1]) == []

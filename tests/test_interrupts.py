@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def flood_running(short: str) -> bool:
     try:
         return subprocess.run(
-            ["docker", "exec", f"repro-{short}-client", "test", "-e", "/tmp/repro-flood/go"],
+            ["docker", "exec", f"repro-{short}-client", "test", "-e", "/tmp/repro-flood/released"],
             capture_output=True, timeout=30, check=False).returncode == 0
     except subprocess.TimeoutExpired:  # a busy daemon: ask again
         return False

@@ -7,9 +7,12 @@ run on the client host in its own process group. The flood has two phases:
    10:30:100` refuses a share of simultaneous unauthenticated connections);
    a refused login is retried. A stream is up once the remote side has
    written its marker, i.e. the session is authenticated and `cat` runs.
-2. *Go.* Once every stream is up (or the login budget is spent), a flag file
-   releases all the local `cat /dev/zero` at once: N streams carry bulk data
-   concurrently, as in the incident.
+2. *Go.* Once every stream is up (or the login budget is spent), all the local
+   `cat /dev/zero` are released at once: each waits, blocked and using no CPU,
+   to open a FIFO for reading; the go step opens it for writing, which lets
+   every waiting reader through. N streams carry bulk data concurrently, as
+   in the incident. (A polling wait would cost a single-CPU TCG guest the very
+   CPU its ssh logins need.)
 
 Per-stream bytes are the `wchar` of each stream's local `cat` (bytes pushed
 into the ssh pipe), sampled into the history. Fewer streams up than asked is
@@ -45,7 +48,7 @@ class StreamSample:
 # One stream, run as `setsid sh stream.sh I TARGET &` in its own process group.
 STREAM_SH = r"""d=$(dirname "$0"); i=$1; target=$2
 echo $$ > "$d/$i.pgid"
-sh -c 'echo $$ > "$1/$2.pid"; while [ ! -e "$1/go" ]; do sleep 0.05; done; exec cat /dev/zero' \
+sh -c 'echo $$ > "$1/$2.pid"; read -r _ < "$1/go"; exec cat /dev/zero' \
     _ "$d" "$i" \
   | nice -n 10 ssh -o ConnectTimeout=10 "$target" 'echo up >&2; exec cat > /dev/null' 2> "$d/$i.err"
 echo $? > "$d/$i.rc"
@@ -57,14 +60,25 @@ def _stream_command(i: int, target: str) -> str:
             f"setsid sh {FLOOD_DIR}/stream.sh {i} {target} < /dev/null > /dev/null 2>&1 &")
 
 
-_POLL = (
-    "for f in " + FLOOD_DIR + "/[0-9]*.pgid; do [ -e \"$f\" ] || continue; i=$(basename $f .pgid); "
-    "up=0; grep -qs up " + FLOOD_DIR + "/$i.err && up=1; "
-    "rc=$(cat " + FLOOD_DIR + "/$i.rc 2>/dev/null); "
-    "p=$(cat " + FLOOD_DIR + "/$i.pid 2>/dev/null); "
-    "b=$(awk '/^wchar/{print $2}' /proc/$p/io 2>/dev/null); "
-    "echo \"$i $up ${rc:--} ${b:-0}\"; done"
-)
+# One line per stream: "I UP RC BYTES". Shell builtins only: no process per stream.
+_POLL = "cd " + FLOOD_DIR + r""" || exit 0
+for f in [0-9]*.pgid; do
+  [ -e "$f" ] || continue
+  i=${f%.pgid}; up=0; rc=-; b=0
+  if [ -s "$i.err" ]; then while read -r l; do [ "$l" = up ] && up=1; done < "$i.err"; fi
+  [ -s "$i.rc" ] && read -r rc < "$i.rc"
+  if [ -s "$i.pid" ]; then
+    read -r p < "$i.pid"
+    if [ -r "/proc/$p/io" ]; then
+      while read -r k v; do [ "$k" = wchar: ] && b=$v; done < "/proc/$p/io"
+    fi
+  fi
+  echo "$i $up $rc $b"
+done"""
+# Open the FIFO for writing (every blocked reader gets through), hold it a moment for a
+# straggler, close it: the readers see EOF and exec cat. Bounded if no reader is waiting.
+_GO = (f"timeout 5 sh -c 'exec 3> {FLOOD_DIR}/go; sleep 1'; "
+       f"touch {FLOOD_DIR}/released")
 
 
 @dataclass
@@ -121,12 +135,13 @@ class SshFlood:
             time.sleep(0.1)  # condition poll cadence
 
     def inject(self) -> Applied:
-        self.client.run(f"rm -rf {FLOOD_DIR}; mkdir -p {FLOOD_DIR}", timeout=CONTROL_TIMEOUT_S)
+        self.client.run(f"rm -rf {FLOOD_DIR}; mkdir -p {FLOOD_DIR} && mkfifo {FLOOD_DIR}/go",
+                        timeout=CONTROL_TIMEOUT_S)
         self.client.put(STREAM_SH.encode(), f"{FLOOD_DIR}/stream.sh", 0o755)
         self._log_in(list(range(1, self.streams + 1)))
         for s in self.poll():
             self.bytes_at_go[s.stream] = s.bytes
-        self.client.run(f"touch {FLOOD_DIR}/go", timeout=CONTROL_TIMEOUT_S)
+        self.client.run(_GO, timeout=CONTROL_TIMEOUT_S)
         self.started_at = self.history.now()
         applied = Applied(self.name, self.target.name,
                           {"streams": self.streams, "client": self.client.name},

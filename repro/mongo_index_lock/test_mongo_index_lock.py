@@ -44,8 +44,7 @@ def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
                                   repro_results: Session) -> None:
     cfg = repro_settings.for_incident(INCIDENT)
     _skip_without_mongodb(cfg)
-    result = scenario.run(repro_run, cfg, "under test")
-    repro_results.record(result)
+    result = repro_results.judged(lambda again: scenario.run(repro_run, cfg, "under test" + again))
     assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
 
 
@@ -53,8 +52,8 @@ def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
                                    repro_results: Session) -> None:
     cfg = repro_settings.with_fixture(INCIDENT, "service_startup", PREFIX)
     _skip_without_mongodb(cfg)
-    result = scenario.run(repro_run, cfg, "prefix fixture", expect=Outcome.FAIL)
-    repro_results.record(result)
+    result = repro_results.judged(lambda again: scenario.run(
+        repro_run, cfg, "prefix fixture" + again, expect=Outcome.FAIL))
     _assert_flagged(cfg, result)
 
 

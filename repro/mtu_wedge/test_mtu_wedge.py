@@ -20,16 +20,15 @@ pytestmark = [pytest.mark.mtu, pytest.mark.docker]
 def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
                                   repro_results: Session) -> None:
     cfg = repro_settings.for_incident("mtu_wedge")
-    result = scenario.run(repro_run, cfg, "under test")
-    repro_results.record(result)
+    result = repro_results.judged(lambda again: scenario.run(repro_run, cfg, "under test" + again))
     assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
 
 
 def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
                                    repro_results: Session) -> None:
     cfg = repro_settings.with_fixture("mtu_wedge", "host_init", "mtu_wedge/prefix.sh")
-    result = scenario.run(repro_run, cfg, "prefix fixture", expect=Outcome.FAIL)
-    repro_results.record(result)
+    result = repro_results.judged(lambda again: scenario.run(
+        repro_run, cfg, "prefix fixture" + again, expect=Outcome.FAIL))
     assert result.verdict.outcome is Outcome.FAIL, (
         "stale reproduction: the pre-fix configuration was not flagged\n"
         + result.verdict.describe())

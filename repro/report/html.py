@@ -129,7 +129,7 @@ def _section(r: IncidentResult, run_dir: Path, slug: str) -> str:
 
 def render(results: list[IncidentResult], run_dir: Path, run_id: str) -> str:
     e = html.escape
-    bad = [r for r in results if not r.as_expected]
+    bad = [r for r in results if not r.as_expected and not r.superseded]
     headline = (f"{len(bad)} of {len(results)} results NOT as expected" if bad else
                 f"All {len(results)} results as expected" if results else "No results recorded")
     slugs = [_slug(r.incident, r.label, str(i)) for i, r in enumerate(results, start=1)]

@@ -29,6 +29,7 @@ class IncidentResult:
     figures: dict[str, Any] = field(default_factory=dict)
     artefacts: dict[str, str] = field(default_factory=dict)
     target: str = ""
+    superseded: bool = False  # an inconclusive attempt that was run again
 
     @property
     def as_expected(self) -> bool:
@@ -50,7 +51,8 @@ class IncidentResult:
             provider=d["provider"],
             verdict=Verdict(Outcome(v["outcome"]), tuple(v["reasons"]), v["figures"]),
             expected=Outcome(d["expected"]), duration_s=d["duration_s"], figures=d["figures"],
-            artefacts=d["artefacts"], target=d.get("target", ""))
+            artefacts=d["artefacts"], target=d.get("target", ""),
+            superseded=d.get("superseded", False))
 
 
 def write_json(results: list[IncidentResult], path: Path, run_id: str) -> None:

@@ -37,7 +37,8 @@ def _short(value: object) -> str:
 
 def rows(results: list[IncidentResult]) -> list[list[object]]:
     return [[r.incident, f"{r.label}: {Path(r.configuration).name}", r.provider,
-             r.expected.value, r.verdict.outcome.value, "yes" if r.as_expected else "NO",
+             r.expected.value, r.verdict.outcome.value,
+             "re-run" if r.superseded else "yes" if r.as_expected else "NO",
              key_figures(r), r.duration_s] for r in results]
 
 
@@ -68,9 +69,10 @@ def write_markdown(results: list[IncidentResult], path: Path, run_id: str) -> No
 
 
 def write_junit(results: list[IncidentResult], path: Path, run_id: str) -> None:
-    suite = ET.Element("testsuite", name=f"repro {run_id}", tests=str(len(results)),
-                       failures=str(sum(not r.as_expected for r in results)))
-    for r in results:
+    judged = [r for r in results if not r.superseded]
+    suite = ET.Element("testsuite", name=f"repro {run_id}", tests=str(len(judged)),
+                       failures=str(sum(not r.as_expected for r in judged)))
+    for r in judged:
         case = ET.SubElement(suite, "testcase", classname=f"repro.{r.incident}", name=r.label,
                              time=str(r.duration_s))
         if not r.as_expected:
