@@ -3,10 +3,13 @@
 Model: each stream is the postmortem's `cat /dev/zero | ssh TARGET 'cat > /dev/null'`,
 run on the client host in its own process group. The flood has two phases:
 
-1. *Log in.* Streams log in a few at a time (sshd's default `MaxStartups
-   10:30:100` refuses a share of simultaneous unauthenticated connections);
-   a refused login is retried. A stream is up once the remote side has
-   written its marker, i.e. the session is authenticated and `cat` runs.
+1. *Log in.* One plain login from client to target is timed first: it sizes
+   the login wait (0.1 s on Docker, about 2 s on a TCG guest, where five
+   concurrent logins take some 15 s). Streams then log in a few at a time
+   (sshd's default `MaxStartups 10:30:100` refuses a share of simultaneous
+   unauthenticated connections); a refused login is retried. A stream is up
+   once the remote side has written its marker, i.e. the session is
+   authenticated and `cat` runs.
 2. *Go.* Once every stream is up (or the login budget is spent), all the local
    `cat /dev/zero` are released at once: each waits, blocked and using no CPU,
    to open a FIFO for reading; the go step opens it for writing, which lets
@@ -30,7 +33,8 @@ from repro.hosts.base import Host
 
 LOGIN_BATCH = 5          # concurrent unauthenticated logins, well under MaxStartups' 10
 LOGIN_ATTEMPTS = 4
-LOGIN_TIMEOUT_S = 15.0
+LOGIN_TIMEOUT_S = 15.0   # per batch, at least; more where one login is slow (see _login_wait)
+LOGIN_WAIT_FACTOR = 3.0  # a batch may take this many times LOGIN_BATCH sequential logins
 # Control commands on the client: quick on Docker (docker exec), seconds over ssh to a TCG guest
 # under load; the bound is there so a dead client cannot hang the run.
 CONTROL_TIMEOUT_S = 45.0
@@ -58,6 +62,11 @@ echo $? > "$d/$i.rc"
 def _stream_command(i: int, target: str) -> str:
     return (f"rm -f {FLOOD_DIR}/{i}.*\n"
             f"setsid sh {FLOOD_DIR}/stream.sh {i} {target} < /dev/null > /dev/null 2>&1 &")
+
+
+# Seconds one plain login from the client to the target takes (coreutils date on both backends).
+_TIME_LOGIN = ('s=$(date +%s.%N); ssh -o ConnectTimeout=10 {target} true || exit 1; '
+               'e=$(date +%s.%N); echo "$s $e"')
 
 
 # One line per stream: "I UP RC BYTES". Shell builtins only: no process per stream.
@@ -92,6 +101,7 @@ class SshFlood:
     up: set[int] = field(default_factory=set, init=False)
     last_bytes: dict[int, int] = field(default_factory=dict, init=False)
     bytes_at_go: dict[int, int] = field(default_factory=dict, init=False)
+    login_timeout_s: float = field(default=LOGIN_TIMEOUT_S, init=False)
 
     @property
     def target_name(self) -> str:
@@ -125,19 +135,35 @@ class SshFlood:
             self.client.run("; ".join(f"kill -KILL -$(cat {FLOOD_DIR}/{i}.pgid) 2>/dev/null"
                                       for i in pending) + "; true", timeout=CONTROL_TIMEOUT_S)
 
+    def _login_wait(self) -> float:
+        """Batch login timeout sized by one timed login (a failed one keeps the floor)."""
+        res = self.client.run(_TIME_LOGIN.format(target=self.target.address),
+                              timeout=CONTROL_TIMEOUT_S, check=False)
+        try:
+            start, end = (float(x) for x in res.stdout.split())
+        except ValueError:
+            return LOGIN_TIMEOUT_S
+        one = end - start
+        self.history.append("note", self.target.name, text=f"one ssh login from "
+                            f"{self.client.name} takes {one:.2f} s")
+        return max(LOGIN_TIMEOUT_S, LOGIN_WAIT_FACTOR * LOGIN_BATCH * one)
+
     def _wait_batch(self, batch: set[int]) -> None:
-        deadline = time.monotonic() + LOGIN_TIMEOUT_S
+        deadline = time.monotonic() + self.login_timeout_s
         while time.monotonic() < deadline:
+            t0 = time.monotonic()
             samples = {s.stream: s for s in self.poll() if s.stream in batch}
             self.up |= {i for i, s in samples.items() if s.up and not s.exited}
             if all(i in samples and (samples[i].up or samples[i].exited) for i in batch):
                 return
-            time.sleep(0.1)  # condition poll cadence
+            # condition poll cadence; on a slow guest each poll costs the CPU the logins need
+            time.sleep(max(0.1, time.monotonic() - t0))
 
     def inject(self) -> Applied:
         self.client.run(f"rm -rf {FLOOD_DIR}; mkdir -p {FLOOD_DIR} && mkfifo {FLOOD_DIR}/go",
                         timeout=CONTROL_TIMEOUT_S)
         self.client.put(STREAM_SH.encode(), f"{FLOOD_DIR}/stream.sh", 0o755)
+        self.login_timeout_s = self._login_wait()
         self._log_in(list(range(1, self.streams + 1)))
         for s in self.poll():
             self.bytes_at_go[s.stream] = s.bytes
