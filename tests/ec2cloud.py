@@ -37,7 +37,7 @@ import docker.errors
 import docker.types
 
 from repro import names
-from repro.hosts.docker import BASE_IMAGE, client
+from repro.hosts.docker import BASE_IMAGE, client, cpu_cap
 from repro.run import Run
 
 HALT_SHIM = b"#!/bin/sh\n# the machine stops: PID 1 ends\nkill -TERM 1\n"
@@ -148,7 +148,9 @@ class FakeCloud:
         body = self.dc.containers.create(
             image, name=self.run.name(iid), hostname=iid, detach=True,
             labels=names.run_labels(self.run.run_id), network=self._network.name,
-            cap_add=["NET_ADMIN", "NET_RAW"], sysctls={"net.netfilter.nf_conntrack_acct": "1"})
+            cap_add=["NET_ADMIN", "NET_RAW"], sysctls={"net.netfilter.nf_conntrack_acct": "1"},
+            # instances are other machines: leave the observer its CPU, as Docker hosts do
+            nano_cpus=int(cpu_cap(2) * 1e9))
         self._network.disconnect(body)
         self._network.connect(body, ipv4_address=address)
         buf = io.BytesIO()

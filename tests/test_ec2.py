@@ -267,7 +267,8 @@ def test_gate_on_amis_blocks_the_one_whose_init_brings_the_wedge_back(
         assert "dropped off the network" in out
         assert {i["State"]["Name"] for i in instances(cloud)} <= {"shutting-down",
                                                                    "terminated"}
-        assert len(instances(cloud)) == 4  # two hosts per side
+        # two hosts per side and attempt (an inconclusive attempt is run again)
+        assert len(instances(cloud)) >= 4 and len(instances(cloud)) % 2 == 0
         wait_until(lambda: not cloud.bodies, 10, "the bodies of terminated instances to go")
     finally:
         images.remove(good)

@@ -10,12 +10,20 @@ Control goes through `docker exec` (the SDK): it keeps working when a fault has
 cut the host off the network, which is exactly when heal and cleanup must run.
 `ssh()` gives the path a user takes: a fabric Connection to sshd.
 A host is ready when sshd accepts a real login with the run's key.
+
+CPU: the hosts of a run share at most all CPUs but half of one (CFS quota per
+container, `cpu_cap`). In production the observer is another machine; here it
+is the runner, and without the cap a flood of 20 bulk ssh streams starved every
+process outside the containers' cgroup for 5 to 37 s (measured on this 2-core
+machine: the heartbeat, the runner stopping the flood, an unrelated loop), which
+made the observation worthless. With the cap the runner keeps the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tarfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -147,7 +155,7 @@ class DockerProvider:
         try:
             with ThreadPoolExecutor(max_workers=min(8, len(roles))) as pool:
                 futures = [pool.submit(_start, dc, run, network, role, labels, containers,
-                                       self.image) for role in roles]
+                                       self.image, cpu_cap(len(roles))) for role in roles]
                 started = [f.result() for f in futures]  # first failure raises here
             yield {h.role: h for h in started}
         finally:
@@ -159,16 +167,26 @@ class DockerProvider:
                 network.remove()
 
 
+OBSERVER_RESERVE_CPUS = 0.5  # what the run's hosts leave to the runner (the observer)
+MIN_HOST_CPUS = 0.25
+
+
+def cpu_cap(n_hosts: int) -> float:
+    """CPUs one container may use so that all of a run's hosts leave the observer its share."""
+    cpus = os.cpu_count() or 1
+    return max(MIN_HOST_CPUS, (cpus - OBSERVER_RESERVE_CPUS) / max(1, n_hosts))
+
+
 def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
-           labels: dict[str, str], started: list[Container], image: str = BASE_IMAGE
-           ) -> DockerHost:
+           labels: dict[str, str], started: list[Container], image: str = BASE_IMAGE,
+           cpus: float = 1.0) -> DockerHost:
     name = run.name(role)
     t0 = time.monotonic()
     try:
         container = dc.containers.create(
             image, name=name, hostname=role, labels=labels, detach=True,
             network=network.name, cap_add=["NET_ADMIN", "NET_RAW"],
-            sysctls={"net.netfilter.nf_conntrack_acct": "1"})
+            sysctls={"net.netfilter.nf_conntrack_acct": "1"}, nano_cpus=int(cpus * 1e9))
     except docker.errors.APIError as exc:
         raise ProvisionError(f"{name}: could not create container: {exc}") from exc
     started.append(container)

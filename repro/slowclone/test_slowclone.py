@@ -57,7 +57,10 @@ def assert_prefix_flagged(result: IncidentResult, results: Session) -> None:
     results.record(result)
     assert result.verdict.outcome is Outcome.FAIL, (
         "stale reproduction: the pre-fix checkout was not flagged\n" + result.verdict.describe())
-    assert any("hung" in r for r in result.verdict.reasons), result.verdict.describe()
+    # hung at twice the budget, or gave up by itself long after it (git's own "remote end
+    # hung up" after ~115 s under 30 % loss on TCG): either way no timeout of its own held
+    assert any("hung" in r or "over its" in r for r in result.verdict.reasons), (
+        result.verdict.describe())
     assert result.figures["retransmissions"] > 0
 
 
