@@ -33,6 +33,8 @@ class Applied:
     params: dict[str, Any]
     measured: dict[str, Any] = field(default_factory=dict)
     shortfall: str = ""  # empty when the fault reached its target
+    # history time the fault took effect, when the fault knows it better than "inject returned"
+    began_t: float | None = None
 
     @property
     def effective(self) -> bool:
@@ -81,8 +83,9 @@ def injected(fault: Fault, history: History) -> Iterator[Applied]:
     ACTIVE.add(fault)
     try:
         applied = fault.inject()
-        history.append("fault.start", applied.target, fault=fault.name, params=applied.params,
-                       measured=applied.measured, shortfall=applied.shortfall)
+        history.append("fault.start", applied.target, t=applied.began_t, fault=fault.name,
+                       params=applied.params, measured=applied.measured,
+                       shortfall=applied.shortfall)
         yield applied
     finally:
         try:

@@ -167,11 +167,12 @@ class SshFlood:
         self._log_in(list(range(1, self.streams + 1)))
         for s in self.poll():
             self.bytes_at_go[s.stream] = s.bytes
-        self.client.run(_GO, timeout=CONTROL_TIMEOUT_S)
+        # the go cannot precede this stamp; it follows by the control channel's latency
         self.started_at = self.history.now()
+        self.client.run(_GO, timeout=CONTROL_TIMEOUT_S)
         applied = Applied(self.name, self.target.name,
                           {"streams": self.streams, "client": self.client.name},
-                          {"streams_up": len(self.up)})
+                          {"streams_up": len(self.up)}, began_t=self.started_at)
         if len(self.up) < self.streams:
             applied.shortfall = (f"only {len(self.up)}/{self.streams} ssh streams logged in "
                                  f"to {self.target.name}")
