@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from repro.capture import Capture, analyse
-from repro.errors import PrerequisiteError
 from repro.faults.base import injected
 from repro.faults.loss import LossModel, PacketLoss
 from repro.history import History
-from repro.hosts import open_hosts
 from repro.hosts.base import Host
-from repro.run import Run, start_run
-from tests.leftovers import leftovers
+from repro.run import Run
 from tests.test_loss_docker import transfer
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    r = start_run(tmp_path_factory.mktemp("cap") / "reports")
-    yield r
-    r.close()
-    assert leftovers(r.short) == []
-
-
-@pytest.fixture(scope="module")
-def hosts(run: Run) -> Iterator[dict[str, Host]]:
-    try:
-        with open_hosts("docker", run, ["client", "server"]) as hs:
-            yield hs
-    except PrerequisiteError as exc:
-        pytest.skip(str(exc))
+HOSTS = ("docker", ["client", "server"])  # provider, roles: see tests/conftest.py
 
 
 def test_clean_transfer_captured_without_retransmissions(

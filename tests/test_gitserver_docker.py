@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from repro.errors import PrerequisiteError
 from repro.gitserver import GitServer, RepoSpec
-from repro.hosts import open_hosts
 from repro.hosts.base import Host
-from repro.run import Run, start_run
-from tests.leftovers import leftovers
+from repro.run import Run
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    r = start_run(tmp_path_factory.mktemp("git") / "reports")
-    yield r
-    r.close()
-    assert leftovers(r.short) == []
-
-
-@pytest.fixture(scope="module")
-def hosts(run: Run) -> Iterator[dict[str, Host]]:
-    try:
-        with open_hosts("docker", run, ["gitserver", "build"]) as hs:
-            yield hs
-    except PrerequisiteError as exc:
-        pytest.skip(str(exc))
+HOSTS = ("docker", ["gitserver", "build"])  # provider, roles: see tests/conftest.py
 
 
 @pytest.mark.parametrize("transport", ["http", "git"])

@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from repro.errors import PrerequisiteError
 from repro.faults.base import injected
 from repro.faults.link import NetemUnavailable, Offloads
 from repro.faults.loss import LossModel, PacketLoss, measured_loss
 from repro.faults.partition import Partition, tcp_connects
 from repro.faults.shaping import Shaping
 from repro.history import History
-from repro.hosts import open_hosts
 from repro.hosts.base import Host
-from repro.run import Run, start_run
-from tests.leftovers import leftovers
+from repro.run import Run
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    r = start_run(tmp_path_factory.mktemp("loss") / "reports")
-    yield r
-    r.close()
-    assert leftovers(r.short) == []
-
-
-@pytest.fixture(scope="module")
-def hosts(run: Run) -> Iterator[dict[str, Host]]:
-    try:
-        with open_hosts("docker", run, ["a", "b"]) as hs:
-            yield hs
-    except PrerequisiteError as exc:
-        pytest.skip(str(exc))
+HOSTS = ("docker", ["a", "b"])  # provider, roles: see tests/conftest.py
 
 
 def tables(h: Host) -> str:

@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from repro.errors import PrerequisiteError
 from repro.faults.base import injected
 from repro.faults.loss import LossModel, PacketLoss
 from repro.faults.shaping import Shaping
 from repro.history import History
-from repro.hosts import open_hosts
 from repro.hosts.base import Host
-from repro.run import Run, start_run
-from tests.leftovers import leftovers
+from repro.run import Run
 
 pytestmark = pytest.mark.qemu
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    r = start_run(tmp_path_factory.mktemp("qloss") / "reports")
-    yield r
-    r.close()
-    assert leftovers(r.short) == []
-
-
-@pytest.fixture(scope="module")
-def hosts(run: Run) -> Iterator[dict[str, Host]]:
-    try:
-        with open_hosts("qemu", run, ["a", "b"]) as hs:
-            yield hs
-    except PrerequisiteError as exc:
-        pytest.skip(str(exc))
+HOSTS = ("qemu", ["a", "b"])  # provider, roles: see tests/conftest.py
 
 
 def root_qdisc(h: Host) -> str:

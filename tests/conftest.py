@@ -1,0 +1,39 @@
+"""Shared fixtures for the harness's own tests.
+
+A test module that needs real hosts sets `HOSTS = ("docker", ["a", "b"])`
+(provider, roles) and takes `hosts`: one run and its hosts per module, the
+run's leftovers checked when the module is done, a skip with the reason when
+the backend's prerequisites are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from repro.errors import PrerequisiteError
+from repro.hosts import open_hosts
+from repro.hosts.base import Host
+from repro.run import Run, start_run
+from tests.leftovers import leftovers
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+        ) -> Iterator[Run]:
+    r = start_run(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+                  / "reports")
+    yield r
+    r.close()
+    assert leftovers(r.short) == []
+
+
+@pytest.fixture(scope="module")
+def hosts(run: Run, request: pytest.FixtureRequest) -> Iterator[dict[str, Host]]:
+    provider, roles = request.module.HOSTS
+    try:
+        with open_hosts(provider, run, roles) as hs:
+            yield hs
+    except PrerequisiteError as exc:
+        pytest.skip(str(exc))
