@@ -5,8 +5,13 @@ Model (after Jepsen's checkers): a checker is a pure function
 
   pass          the configuration survived the fault
   fail          the incident came back (reasons say where and when)
-  inconclusive  the fault did not take effect as asked; the run proves nothing
+  inconclusive  nothing failed, but the fault did not take effect as asked (or the
+                observer could not see): the run proves nothing
   unknown       the checker itself crashed; never counts as a pass
+
+An observed failure outranks everything a checker found inconclusive: an
+intermittent incident seen once is a failure, and only a run with no failure
+observed may be run again (plugin.Session.judged, the gate).
 
 `run_checker` wraps a checker so that a crash yields "unknown" with the error.
 """
@@ -47,11 +52,12 @@ class Verdict:
     @staticmethod
     def judge(failures: Sequence[str], inconclusive: Sequence[str],
               figures: dict[str, Any]) -> Verdict:
-        """Inconclusive wins over fail: a fault that missed its target proves nothing."""
-        if inconclusive:
-            return Verdict(Outcome.INCONCLUSIVE, tuple(inconclusive) + tuple(failures), figures)
+        """Fail wins over inconclusive: what was observed failing stays a failure, with the
+        inconclusive reasons beside it; inconclusive only when nothing failed."""
         if failures:
-            return Verdict(Outcome.FAIL, tuple(failures), figures)
+            return Verdict(Outcome.FAIL, tuple(failures) + tuple(inconclusive), figures)
+        if inconclusive:
+            return Verdict(Outcome.INCONCLUSIVE, tuple(inconclusive), figures)
         return Verdict(Outcome.PASS, (), figures)
 
 

@@ -76,8 +76,9 @@ class Session:
 
     def judged(self, run_once: Callable[[str], IncidentResult], retries: int = 1
                ) -> IncidentResult:
-        """Run a reproduction; an inconclusive attempt (the fault or the observation
-        did not take effect, e.g. this VM lost its CPU to the hypervisor for seconds)
+        """Run a reproduction; an inconclusive attempt (nothing failed, but the fault or the
+        observation did not take effect, e.g. this VM lost its CPU to the hypervisor for
+        seconds)
         is recorded as superseded and run again, up to `retries` times. A last
         inconclusive attempt stands: it never passes. `run_once(suffix)` gets "" and
         then " (attempt N)" to append to its label, so attempts keep their own files."""

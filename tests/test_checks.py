@@ -27,6 +27,12 @@ def test_reboot_detected_from_boot_id():
     assert change[0] == "h" and change[2:] == ("boot-a", "boot-b")
 
 
-def test_inconclusive_wins_over_fail():
+def test_fail_wins_over_inconclusive_and_keeps_both_reasons():
     v = Verdict.judge(["gap"], ["fault missed"], {})
-    assert v.outcome is Outcome.INCONCLUSIVE and v.reasons == ("fault missed", "gap")
+    assert v.outcome is Outcome.FAIL and v.reasons == ("gap", "fault missed")
+
+
+def test_inconclusive_only_when_nothing_failed():
+    v = Verdict.judge([], ["fault missed"], {})
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reasons == ("fault missed",)
+    assert Verdict.judge([], [], {}).ok

@@ -46,3 +46,19 @@ def test_a_failure_is_never_run_again(tmp_path):
     s = session(tmp_path)
     run_once, labels = attempts(Outcome.FAIL, Outcome.PASS)
     assert s.judged(run_once).verdict.outcome is Outcome.FAIL and len(labels) == 1
+
+
+def test_a_failure_beside_inconclusive_reasons_is_a_failure_and_not_run_again(tmp_path):
+    s = session(tmp_path)
+    verdicts = [Verdict.judge(["ssh sessions froze for 30 s"], ["streams moved nothing"], {}),
+                Verdict(Outcome.PASS)]
+    labels: list[str] = []
+
+    def run_once(suffix: str) -> IncidentResult:
+        labels.append("under test" + suffix)
+        return IncidentResult("mtu_wedge", labels[-1], "fixed.sh", "docker", verdicts.pop(0),
+                              Outcome.PASS, 1.0)
+    result = s.judged(run_once)
+    assert result.verdict.outcome is Outcome.FAIL and labels == ["under test"]
+    assert result.verdict.reasons == ("ssh sessions froze for 30 s", "streams moved nothing")
+    assert [r.superseded for r in s.results] == [False]
