@@ -110,3 +110,21 @@ def test_a_starved_observer_is_inconclusive():
     v = check(samples + flood(), P)
     assert v.outcome is Outcome.INCONCLUSIVE
     assert any("observer was starved" in r for r in v.reasons)
+
+
+def test_sessions_frozen_while_tcp_answers_fail_even_when_streams_moved_nothing():
+    # the postmortem's "logged-in sessions became instantly unresponsive": TCP answers, the
+    # frozen sshd starves the streams too. Before: inconclusive (streams idle, host not gone
+    # from TCP) and re-run into a pass. Now: the freeze is a failure, the shortfall beside it.
+    v = check(with_ssh_down(heartbeat(T, 0, 30), (2.0, 25.0)) + flood(moved=1000), P)
+    assert v.outcome is Outcome.FAIL, v.reasons
+    assert "ssh sessions froze" in v.reasons[0]
+    assert any("moved less than 1 MiB" in r for r in v.reasons[1:])
+
+
+def test_a_freeze_beside_a_starved_observer_is_still_a_failure():
+    samples = [e for e in with_ssh_down(heartbeat(T, 0, 30), (2.0, 25.0))
+               if not 10.0 < e.t < 14.0]
+    v = check(samples + flood(), P)
+    assert v.outcome is Outcome.FAIL and "ssh sessions froze" in v.reasons[0]
+    assert any("observer was starved" in r for r in v.reasons[1:])

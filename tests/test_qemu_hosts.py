@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _needs_qemu_and_image() -> None:
     if shutil.which("qemu-system-x86_64") is None:
-        pytest.skip("qemu-system-x86_64 is not installed (setup/setup.sh installs it)")
+        pytest.fail("missing prerequisite: qemu-system-x86_64 is not installed "
+                    "(fix: bash setup/setup.sh)", pytrace=False)
     find_image()  # a missing image is a failed prerequisite, not a skip
 
 

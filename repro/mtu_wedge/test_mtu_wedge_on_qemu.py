@@ -3,7 +3,8 @@
 Kept out of the `mtu` marker so that `pytest repro/ -m mtu` stays a quick
 Docker check (under a minute); select this with `-m qemu` or run the whole
 suite. Skipped when --repro-provider chose the backend, or the configuration
-already says provider = "qemu": test_mtu_wedge.py ran on it then.
+already says provider = "qemu": test_mtu_wedge.py ran on it then. A missing
+QEMU fails, saying how to install it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def test_on_qemu_hosts(direction: str, repro_settings: Settings, repro_run: Run,
                        repro_results: Session) -> None:
     """The same reproduction on hosts with their own kernel (TCG here): both directions hold."""
     if shutil.which("qemu-system-x86_64") is None:
-        pytest.skip("qemu-system-x86_64 is not installed (setup/setup.sh installs it)")
+        pytest.fail("missing prerequisite: qemu-system-x86_64 is not installed "
+                    "(fix: bash setup/setup.sh)", pytrace=False)
     if repro_settings.provider:
         pytest.skip(f"--repro-provider {repro_settings.provider} chose the backend; "
                     "test_mtu_wedge.py ran on it")
