@@ -20,20 +20,22 @@ def history(*, stall: tuple[float, float] | None = None, stall_reads: bool = Fal
             instances_ok: int = 4, instances: int = 4, workload: bool = True,
             batch: bool = True, tickets: list[tuple[float, int]] | None = None,
             freeze: tuple[float, float] | None = None, fail_op_at: float | None = None,
-            end: float = 20.0) -> list[Event]:
+            end: float = 20.0, latency_s: float = 0.002,
+            more_freezes: tuple[tuple[float, float], ...] = ()) -> list[Event]:
     """A storm from t=5 to t=15; the workload from 0 to `end` at RATE ops/s.
 
     `stall` = (from, to): operations of the stalled kind scheduled then complete
     only at `to` (a client blocked in a lock queue). `freeze` = (from, to): the
-    harness's ticks stop and every operation across it completes at `to`.
+    harness's ticks stop and every operation in flight across it completes at
+    `to` at the earliest (both can hold at once: a stall with a freeze inside).
     """
+    frozen = [f for f in (freeze, *more_freezes) if f]
     out: list[Event] = [ev(0.0, "workload", event="start", rate=RATE, clients=2)]
     t = 0.0
     while t <= end:
         out.append(ev(round(t, 3), "tick"))
         t += 0.05
-        if freeze and freeze[0] <= t < freeze[1]:
-            t = freeze[1]
+        t = next((b for a, b in frozen if a <= t < b), t)
     out.append(ev(5.0, "fault.start", fault=FAULT, applied={"instances": instances}))
     for i in range(instances):
         ok = i < instances_ok
@@ -51,13 +53,14 @@ def history(*, stall: tuple[float, float] | None = None, stall_reads: bool = Fal
         for name, offset in (("write", 0.0), ("read", period / 2)):
             t = offset
             while t < end:
-                latency = 0.002
+                done = t + latency_s
                 stalled = stall and (name == "write" or stall_reads)
                 if stalled and stall[0] <= t < stall[1]:
-                    latency = stall[1] - t
-                if freeze and freeze[0] - 0.001 <= t < freeze[1]:
-                    latency = freeze[1] - t
-                fields: dict[str, Any] = {"name": name, "ok": True, "latency_s": latency}
+                    done = max(done, stall[1])
+                for a, b in frozen:
+                    if done > a - 0.001 and t < b:
+                        done = max(done, b)
+                fields: dict[str, Any] = {"name": name, "ok": True, "latency_s": done - t}
                 if fail_op_at is not None and abs(t - fail_op_at) < period / 2:
                     fields.update(ok=False, error="QueryCanceled: statement timeout")
                 out.append(ev(round(t, 4), "op", f"client-{name}", **fields))
@@ -226,3 +229,98 @@ def test_percentile_nearest_rank() -> None:
 def test_crashing_checker_is_unknown() -> None:
     bad = [ev(5.0, "fault.start", fault=FAULT), ev(6.0, "op", name="write", latency_s="x")]
     assert judge(bad).outcome is Outcome.UNKNOWN
+
+
+# -- failure outranks inconclusive: the checker drops no observed failure (issue 10) --------
+# Before, a stall mostly inside a harness freeze was discounted whole and failed operations
+# across a freeze (or before the storm, or with no storm) were not counted: each of these
+# histories was judged INCONCLUSIVE (or PASS) although the harness had watched a failure.
+
+def test_stall_watched_past_the_limit_fails_with_a_freeze_inside_it() -> None:
+    # writes stall 8-11 s; the harness is frozen 9.0-10.8 s inside it: 1.2 s of the stall
+    # were watched (> 1000 ms). Old verdict: inconclusive ("the only stall ... frozen").
+    v = judge(history(stall=(8.0, 11.0), freeze=(9.0, 10.8)))
+    assert v.outcome is Outcome.FAIL, v.describe()
+    assert v.figures["longest_stall_ms"] == pytest.approx(1200, abs=40)
+    assert v.figures["stall_frozen_ms"] == pytest.approx(1800, abs=40)
+    assert v.reasons[0].startswith("writes stalled for"), v.describe()
+    assert "the harness was frozen, not counted" in v.reasons[0]
+    assert not any("harness itself being frozen" in r for r in v.reasons)
+
+
+def test_a_stall_beside_an_inconclusive_freeze_fails_with_the_reason_beside_it() -> None:
+    # a real 3 s stall, and a 3.5 s freeze later that covers over 20 % of the operations:
+    # the freeze makes the run inconclusive only if nothing failed; here something did
+    v = judge(history(stall=(8.0, 11.0), freeze=(15.5, 19.0)))
+    assert v.outcome is Outcome.FAIL, v.describe()
+    assert v.reasons[0].startswith("writes stalled for")
+    assert v.figures["longest_stall_ms"] == pytest.approx(3000, abs=30)
+    frozen = [r for r in v.reasons if r.startswith("the harness itself was frozen")]
+    assert frozen and v.reasons.index(frozen[0]) > 0, v.describe()
+
+
+def test_a_freeze_alone_is_inconclusive_and_nothing_failed() -> None:
+    v = judge(history(freeze=(9.0, 10.8)))
+    assert v.outcome is Outcome.INCONCLUSIVE, v.describe()
+    assert v.figures["ops_failed"] == 0
+    assert v.figures["longest_stall_ms"] < PARAMS.max_stall_ms
+    assert all("frozen" in r for r in v.reasons), v.describe()
+
+
+@pytest.mark.parametrize("condition", [
+    {"instances": 3},              # fewer instances than asked
+    {"batch": False},              # the background transaction never held its locks
+    {"freeze": (9.0, 10.8)},       # the only stall over the limit is a freeze
+    {"freeze": (9.0, 13.0)},       # over 20 % of the operations across a freeze
+])
+def test_any_inconclusive_condition_with_a_failed_operation_is_fail(
+        condition: dict[str, Any]) -> None:
+    alone = judge(history(**condition))
+    assert alone.outcome is Outcome.INCONCLUSIVE, alone.describe()
+    v = judge(history(fail_op_at=9.5, **condition))
+    assert v.outcome is Outcome.FAIL, v.describe()
+    assert "operations failed" in v.reasons[0]
+    assert set(alone.reasons) <= set(v.reasons[1:]), v.describe()  # kept beside it
+
+
+def test_a_failed_operation_across_a_freeze_counts() -> None:
+    # old: operations overlapping a freeze were left out of the "any operation failed" rule
+    v = judge(history(freeze=(9.0, 10.8), fail_op_at=9.5))
+    assert v.outcome is Outcome.FAIL, v.describe()
+    assert v.figures["ops_failed"] >= 1
+    failed = next(r for r in v.reasons if "operations failed" in r)
+    assert "across a harness freeze" in failed and "statement timeout" in failed
+
+
+def test_a_failed_operation_before_the_storm_counts() -> None:
+    v = judge(history(fail_op_at=2.0))
+    assert v.outcome is Outcome.FAIL, v.describe()
+    n = v.figures["ops_failed"]
+    assert v.reasons[0].startswith(f"{n} operations failed ({n} before the storm)"), v.describe()
+
+
+def test_a_failed_operation_without_a_storm_is_fail_not_inconclusive() -> None:
+    events = [e for e in history(fail_op_at=9.0) if not e.kind.startswith("fault.")]
+    v = judge(events)
+    assert v.outcome is Outcome.FAIL, v.describe()
+    assert "operations failed" in v.reasons[0]
+    assert v.reasons[1:] == ("the deploy storm never started",)
+
+
+def test_slow_operations_across_a_freeze_count_by_their_observed_part() -> None:
+    # every operation takes 300 ms (p99 limit 250); a 4 s freeze covers over 20 % of them.
+    # Old: those were left out of the percentiles and the run was inconclusive. Now each
+    # counts for the time it was watched: p99 over the limit fails, the freeze beside it.
+    v = judge(history(latency_s=0.3, freeze=(8.0, 12.0)),
+              check.Params(max_stall_ms=5000, p99_ms=250, instances=4))
+    assert v.outcome is Outcome.FAIL, v.describe()
+    assert v.figures["p99_ms"] == pytest.approx(300, abs=1)
+    assert v.reasons[0].startswith("p99 latency 300")
+    assert any(r.startswith("the harness itself was frozen") for r in v.reasons[1:])
+
+
+def test_observed_time_leaves_out_only_the_frozen_part() -> None:
+    assert check.observed_s(1.0, 4.0, [(2.0, 3.0)]) == pytest.approx(2.0)
+    assert check.observed_s(1.0, 4.0, [(0.0, 1.5), (3.5, 9.0)]) == pytest.approx(2.0)
+    assert check.observed_s(1.0, 2.0, [(1.0, 2.0)]) == pytest.approx(0.0)
+    assert check.observed_s(1.0, 2.0, []) == pytest.approx(1.0)

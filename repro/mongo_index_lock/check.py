@@ -1,31 +1,40 @@
 """The oracle: did the deploy storm stall the workload?
 
-Model: a pure function of the history. The storm is the fault window
-(`fault.start` / `fault.stop`, fault "deploy_storm"); the judged window runs
-from the storm's start to the end of the history (during and after). A
-*stall* is a stretch of time in which operations of one kind (writes, reads)
-were waiting and none of that kind completed: the lock queue's signature (a
-busy CPU slows operations down but they keep completing). The longest stall
-(at least `stall_floor_ms` to count) and the p99 latency (from each
-operation's scheduled time) of every operation in the window are the verdict's figures.
+Model: a pure function of the history, composed of small named rules that each
+add failures, inconclusive reasons and figures to one `Findings`. The storm is
+the fault window (`fault.start` / `fault.stop`, fault "deploy_storm"); the
+judged window runs from the storm's start to the end of the history (during
+and after). A *stall* is a stretch of time in which operations of one kind
+(writes, reads) were waiting and none of that kind completed: the lock queue's
+signature (a busy CPU slows operations down but they keep completing).
 
+  fail          any operation failed, anywhere in the history (a failed write
+                is a failure whatever else happened); the longest stall
+                observed > max_stall_ms; the p99 latency observed > p99_ms; an
+                instance's start-up failed or timed out; (MongoDB) read or
+                write tickets ran out (in two samples in a row)
   inconclusive  the storm never started; not every instance was started; no
                 instance ran; the workload did not run during the storm (no
                 reads or no writes, or under half the operations its rate
                 asks for); the background write transaction (when asked for)
-                never held its locks during the storm
-  fail          longest stall > max_stall_ms; p99 > p99_ms; any operation
-                failed; an instance's start-up failed or timed out; (MongoDB)
-                read or write tickets ran out (in two samples in a row)
+                never held its locks during the storm; the harness was frozen
+                across over 20 % of the operations, or the only stall over the
+                limit is mostly a freeze
   pass          otherwise
 
-The harness measures from a machine it shares with the database: a gap in
-its own clock ticks (`tick` events, no database involved) longer than
+Failure outranks inconclusive (`Verdict.judge`): a run with any failure is a
+failure, the inconclusive reasons are listed beside it; no rule drops a
+failure because something else was inconclusive.
+
+Freezes. The harness measures from a machine it shares with the database: a
+gap in its own clock ticks (`tick` events, no database involved) longer than
 `freeze_s` means the harness itself was frozen (an overloaded machine), and
-latencies across it measure that, not the database. Operations overlapping a
-freeze are left out of the percentiles, and a stall mostly inside a freeze is
-not held against the configuration; if that leaves too little (over 20 % of
-the operations out, or the only stall over the limit discounted), the run is
+the time across it was not observed. That time is taken out of what was
+measured, never the measurement: an operation's *observed* latency is its
+latency minus the frozen time inside it, a stall's observed length is its
+length minus the frozen time inside it; the percentiles and the stall limit
+are judged on those. So a stall the harness watched for longer than the limit
+fails even with a freeze inside it, and a "stall" that is only a freeze is
 inconclusive, never a pass.
 
 Lock waits (pg_locks) or tickets (serverStatus) sampled during the run are
@@ -37,11 +46,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from repro.checks import Verdict
 from repro.history import Event
 from repro.mongo_index_lock.storm import FAULT
+
+Span = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,36 @@ class Stall:
         return self.end - self.start
 
 
+@dataclass
+class Findings:
+    """What the rules found; the verdict is `Verdict.judge` of it."""
+
+    failures: list[str] = field(default_factory=list)
+    inconclusive: list[str] = field(default_factory=list)
+    figures: dict[str, object] = field(default_factory=dict)
+
+    def verdict(self) -> Verdict:
+        return Verdict.judge(self.failures, self.inconclusive, self.figures)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The history as the rules see it: the storm window, the freezes, the operations."""
+
+    events: list[Event]
+    params: Params
+    s0: float  # the storm's start
+    s1: float  # the storm's end (the history's end if it never stopped)
+    end: float  # the last completion in the history
+    frozen: list[Span]
+    ops: list[Event]
+
+    @property
+    def window(self) -> list[Event]:
+        """Operations scheduled from the storm's start on (during and after it)."""
+        return [e for e in self.ops if e.t >= self.s0]
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100); 0.0 for no values."""
     if not values:
@@ -89,8 +130,7 @@ def stalls(ops: Sequence[Event], floor_s: float) -> list[Stall]:
     """
     found: list[Stall] = []
     for name in sorted({str(e.get("name")) for e in ops}):
-        mine = sorted((e.t + float(e.get("latency_s", 0.0)), e.t) for e in ops
-                      if e.get("name") == name)
+        mine = sorted((_done(e), e.t) for e in ops if e.get("name") == name)
         # earliest scheduled time among operations completing at index i or later
         suffix_min = [0.0] * len(mine)
         low = math.inf
@@ -106,21 +146,34 @@ def stalls(ops: Sequence[Event], floor_s: float) -> list[Stall]:
     return sorted(found, key=lambda s: s.length_s, reverse=True)
 
 
-def freezes(events: Sequence[Event], min_s: float) -> list[tuple[float, float]]:
+def freezes(events: Sequence[Event], min_s: float) -> list[Span]:
     """Gaps of at least `min_s` between the harness's own clock ticks."""
     ticks = [e.t for e in events if e.kind == "tick"]
     return [(a, b) for a, b in itertools.pairwise(ticks) if b - a >= min_s]
 
 
-def _overlap(a0: float, a1: float, spans: Sequence[tuple[float, float]]) -> float:
+def observed_s(start: float, end: float, frozen: Sequence[Span]) -> float:
+    """The part of [start, end] the harness was not frozen for."""
+    return (end - start) - _overlap(start, end, frozen)
+
+
+def _overlap(a0: float, a1: float, spans: Sequence[Span]) -> float:
     return sum(max(0.0, min(a1, b1) - max(a0, b0)) for b0, b1 in spans)
+
+
+def _latency(e: Event) -> float:
+    return float(e.get("latency_s", 0.0))
+
+
+def _done(e: Event) -> float:
+    return e.t + _latency(e)
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
-def _windows(events: Sequence[Event], end: float) -> list[tuple[float, float]]:
+def _windows(events: Sequence[Event], end: float) -> list[Span]:
     """[begin, commit] of each background transaction (open ones run to `end`)."""
     out, begin = [], None
     for e in events:
@@ -138,152 +191,207 @@ def _windows(events: Sequence[Event], end: float) -> list[tuple[float, float]]:
 
 def check(events: list[Event], p: Params) -> Verdict:
     events = sorted(events, key=lambda e: e.t)
-    failures: list[str] = []
-    inconclusive: list[str] = []
-    figures: dict[str, object] = {"instances_asked": p.instances}
-    end = max((e.t + float(e.get("latency_s", 0.0)) for e in events), default=0.0)
-
-    starts = [e for e in events if e.kind == "fault.start" and e.get("fault") == FAULT]
+    found = Findings(figures={"instances_asked": p.instances})
+    ops = [e for e in events if e.kind == "op"]
+    frozen = freezes(events, p.freeze_s)
+    starts = [e.t for e in events if e.kind == "fault.start" and e.get("fault") == FAULT]
     if not starts:
-        return Verdict.judge([], ["the deploy storm never started"], figures)
-    s0 = starts[0].t
-    stops = [e for e in events if e.kind == "fault.stop" and e.get("fault") == FAULT]
-    s1 = stops[0].t if stops else end
-    figures["storm_s"] = round(s1 - s0, 2)
+        found.inconclusive.append("the deploy storm never started")
+        failed_operations(ops, None, frozen, found)
+        return found.verdict()
+    end = max((_done(e) for e in events), default=0.0)
+    stops = [e.t for e in events if e.kind == "fault.stop" and e.get("fault") == FAULT]
+    run = Observed(events, p, starts[0], stops[0] if stops else end, end, frozen, ops)
+    found.figures["storm_s"] = round(run.s1 - run.s0, 2)
+    for rule in (stall_rule, instance_rule, workload_rule, freeze_rule, latency_rule,
+                 batch_rule, database_rule):
+        rule(run, found)
+    failed_operations(ops, run.s0, frozen, found)
+    return found.verdict()
 
-    # -- the storm's instances ----------------------------------------------------------
-    exits = [e for e in events if e.kind == "instance" and e.get("phase") == "exit"]
+
+# -- the rules ------------------------------------------------------------------------------
+
+def failed_operations(ops: Sequence[Event], s0: float | None, frozen: Sequence[Span],
+                      found: Findings) -> None:
+    """Every failed operation fails the run: before, during or after the storm, across a
+    freeze or not (where it was is said, never held in its favour)."""
+    failed = [e for e in ops if not e.get("ok")]
+    found.figures["ops_failed"] = len(failed)
+    if not failed:
+        return
+    where = []
+    before = sum(1 for e in failed if s0 is not None and e.t < s0)
+    across = sum(1 for e in failed if _overlap(e.t, _done(e), frozen) > 0)
+    if before:
+        where.append(f"{before} before the storm")
+    if across:
+        where.append(f"{across} across a harness freeze")
+    found.failures.append(f"{len(failed)} operations failed"
+                          + (f" ({', '.join(where)})" if where else "")
+                          + f"; first at t={failed[0].t:.1f} s: {failed[0].get('error', '')}")
+
+
+def instance_rule(run: Observed, found: Findings) -> None:
+    """Every asked instance must have run; any that failed or timed out fails the run."""
+    p = run.params
+    exits = [e for e in run.events if e.kind == "instance" and e.get("phase") == "exit"]
     started = [e for e in exits if e.get("started", True)]
     bad = [e for e in started if not e.get("ok")]
-    figures.update(instances_started=len(started), instances_ok=len(started) - len(bad),
-                   instances_failed=len(bad))
+    found.figures.update(instances_started=len(started), instances_ok=len(started) - len(bad),
+                         instances_failed=len(bad))
     if started:
-        figures["instance_p50_s"] = round(percentile(
-            [float(e.get("duration_s", 0)) for e in started], 50), 3)
-        figures["instance_max_s"] = round(max(float(e.get("duration_s", 0))
-                                              for e in started), 3)
+        durations = [float(e.get("duration_s", 0)) for e in started]
+        found.figures["instance_p50_s"] = round(percentile(durations, 50), 3)
+        found.figures["instance_max_s"] = round(max(durations), 3)
     if not started:
-        inconclusive.append(f"no service instance ran (0 of {p.instances} started)")
+        found.inconclusive.append(f"no service instance ran (0 of {p.instances} started)")
     elif len(started) < p.instances:
-        inconclusive.append(f"only {len(started)} of {p.instances} service instances started")
+        found.inconclusive.append(f"only {len(started)} of {p.instances} service instances "
+                                  "started")
     if bad:
         timed_out = sum(1 for e in bad if e.get("timed_out"))
         first = bad[0]
-        failures.append(f"{len(bad)} of {len(started)} instances failed their start-up "
-                        f"({timed_out} timed out); first: {first.host} exit {first.get('rc')}: "
-                        f"{str(first.get('output', '')).strip()[-160:]}")
+        found.failures.append(
+            f"{len(bad)} of {len(started)} instances failed their start-up ({timed_out} timed "
+            f"out); first: {first.host} exit {first.get('rc')}: "
+            f"{str(first.get('output', '')).strip()[-160:]}")
 
-    # -- the workload ---------------------------------------------------------------------
-    ops = [e for e in events if e.kind == "op"]
-    before = [e for e in ops if e.t < s0]
-    window = [e for e in ops if e.t >= s0]
-    during = [e for e in window if e.t <= s1]
-    names = sorted({str(e.get("name")) for e in ops})
-    spec = next((e for e in events if e.kind == "workload" and e.get("event") == "start"), None)
-    expected = float(spec.get("rate", 0)) * (s1 - s0) if spec else 0.0
-    figures.update(ops_total=len(ops), ops_during_storm=len(during))
+
+def workload_rule(run: Observed, found: Findings) -> None:
+    """Both kinds of operation must have run during the storm, at half their rate or more."""
+    p = run.params
+    during = [e for e in run.window if e.t <= run.s1]
+    spec = next((e for e in run.events if e.kind == "workload" and e.get("event") == "start"),
+                None)
+    expected = float(spec.get("rate", 0)) * (run.s1 - run.s0) if spec else 0.0
+    found.figures.update(ops_total=len(run.ops), ops_during_storm=len(during))
     missing = [n for n in ("write", "read") if not any(e.get("name") == n for e in during)]
     if not during or missing:
-        inconclusive.append(f"the workload did not run during the storm "
-                            f"(no {' and no '.join(missing or ['operations'])} scheduled in it)")
+        found.inconclusive.append(f"the workload did not run during the storm (no "
+                                  f"{' and no '.join(missing or ['operations'])} scheduled "
+                                  "in it)")
     elif len(during) < p.min_ops_fraction * expected:
-        inconclusive.append(f"the workload ran at under {p.min_ops_fraction:.0%} of its rate "
-                            f"during the storm ({len(during)} of {expected:.0f} operations)")
+        found.inconclusive.append(f"the workload ran at under {p.min_ops_fraction:.0%} of its "
+                                  f"rate during the storm ({len(during)} of {expected:.0f} "
+                                  "operations)")
 
-    frozen = freezes(events, p.freeze_s)
-    figures["harness_freezes"] = len(frozen)
-    figures["longest_freeze_ms"] = _ms(max((b - a for a, b in frozen), default=0.0))
-    clean = [e for e in window
-             if _overlap(e.t, e.t + float(e.get("latency_s", 0.0)), frozen) == 0]
-    figures["ops_left_out_frozen"] = len(window) - len(clean)
-    if window and len(window) - len(clean) > p.max_frozen_fraction * len(window):
-        inconclusive.append(f"the harness itself was frozen ({len(frozen)} times, longest "
-                            f"{figures['longest_freeze_ms']} ms): {len(window) - len(clean)} of "
-                            f"{len(window)} operations measured the machine's overload")
-    window = clean
-    latencies = [float(e.get("latency_s", 0.0)) for e in window]
+
+def freeze_rule(run: Observed, found: Findings) -> None:
+    """Too many operations across a freeze: the figures may understate (inconclusive)."""
+    window = run.window
+    across = [e for e in window if _overlap(e.t, _done(e), run.frozen) > 0]
+    longest = _ms(max((b - a for a, b in run.frozen), default=0.0))
+    found.figures.update(harness_freezes=len(run.frozen), longest_freeze_ms=longest,
+                         ops_across_freezes=len(across))
+    if window and len(across) > run.params.max_frozen_fraction * len(window):
+        found.inconclusive.append(
+            f"the harness itself was frozen ({len(run.frozen)} times, longest {longest} ms) "
+            f"across {len(across)} of {len(window)} operations: their latencies count only "
+            "for the time it was not frozen")
+
+
+def latency_rule(run: Observed, found: Findings) -> None:
+    """p50 / p99 / max of the observed latencies (frozen time taken out); p99 > p99_ms fails."""
+    window, before = run.window, [e for e in run.ops if e.t < run.s0]
+
+    def seen(ops: Sequence[Event]) -> list[float]:
+        return [observed_s(e.t, _done(e), run.frozen) for e in ops]
+
+    latencies = seen(window)
     p99 = percentile(latencies, 99)
-    figures.update(p50_ms=_ms(percentile(latencies, 50)), p99_ms=_ms(p99),
-                   max_ms=_ms(max(latencies, default=0.0)),
-                   baseline_p99_ms=_ms(percentile([float(e.get("latency_s", 0)) for e in before],
-                                                  99)))
-    for name in names:
-        mine = [float(e.get("latency_s", 0.0)) for e in window if e.get("name") == name]
-        figures[f"{name}_p99_ms"] = _ms(percentile(mine, 99))
-        figures[f"{name}_max_ms"] = _ms(max(mine, default=0.0))
-    failed = [e for e in window if not e.get("ok")]
-    figures["ops_failed"] = len(failed)
-    if failed:
-        failures.append(f"{len(failed)} operations failed; first at t={failed[0].t:.1f} s: "
-                        f"{failed[0].get('error', '')}")
+    baseline = _ms(percentile(seen(before), 99))
+    found.figures.update(p50_ms=_ms(percentile(latencies, 50)), p99_ms=_ms(p99),
+                         max_ms=_ms(max(latencies, default=0.0)), baseline_p99_ms=baseline)
+    for name in sorted({str(e.get("name")) for e in run.ops}):
+        mine = seen([e for e in window if e.get("name") == name])
+        found.figures[f"{name}_p99_ms"] = _ms(percentile(mine, 99))
+        found.figures[f"{name}_max_ms"] = _ms(max(mine, default=0.0))
+    if p99 * 1000 > run.params.p99_ms:
+        found.failures.append(f"p99 latency {_ms(p99)} ms > p99_ms {run.params.p99_ms:g} "
+                              f"during and after the storm (baseline before it: {baseline} ms)")
 
-    # -- the background transaction ---------------------------------------------------------
-    batches = _windows(events, end)
-    figures["batch_transactions"] = len(batches)
-    if p.batch_expected and not any(b0 < s1 and b1 > s0 for b0, b1 in batches):
-        inconclusive.append("the background write transaction never held its locks during "
-                            "the storm")
 
-    # -- database samples ----------------------------------------------------------------------
-    samples = [e for e in events if e.kind == "db" and e.t >= s0]
+def batch_rule(run: Observed, found: Findings) -> None:
+    """The background write transaction must have held its locks during the storm."""
+    batches = _windows(run.events, run.end)
+    found.figures["batch_transactions"] = len(batches)
+    if run.params.batch_expected and not any(b0 < run.s1 and b1 > run.s0 for b0, b1 in batches):
+        found.inconclusive.append("the background write transaction never held its locks "
+                                  "during the storm")
+
+
+def database_rule(run: Observed, found: Findings) -> None:
+    """Lock-wait figures (pg_locks); tickets (serverStatus) out two samples in a row fail."""
+    samples = [e for e in run.events if e.kind == "db" and e.t >= run.s0]
     locks = [e for e in samples if e.get("source") == "pg_locks"]
+    f = found.figures
     if locks:
-        figures["max_lock_waiters"] = max(int(e.get("waiting", 0)) for e in locks)
-        figures["max_create_index_waiters"] = max(int(e.get("waiting_share", 0)) for e in locks)
-        figures["longest_lock_wait_ms"] = _ms(max(float(e.get("longest_wait_s", 0))
-                                                  for e in locks))
+        f["max_lock_waiters"] = max(int(e.get("waiting", 0)) for e in locks)
+        f["max_create_index_waiters"] = max(int(e.get("waiting_share", 0)) for e in locks)
+        f["longest_lock_wait_ms"] = _ms(max(float(e.get("longest_wait_s", 0)) for e in locks))
     tickets = [e for e in samples if e.get("source") == "serverStatus"]
-    if tickets:
-        figures["min_read_tickets"] = min(int(e.get("read_available", 0)) for e in tickets)
-        figures["min_write_tickets"] = min(int(e.get("write_available", 0)) for e in tickets)
-        acquire = [float(e.get("lock_acquire_s", 0)) for e in tickets]
-        figures["lock_acquire_ms"] = _ms(max(acquire) - min(acquire))
-        # ran out = out in two samples in a row (a single sample can catch a burst)
-        dry = [b for a, b in itertools.pairwise(tickets)
-               if a.get("exhausted") and b.get("exhausted")]
-        if dry:
-            failures.append(f"tickets exhausted in {len(dry)} samples from t={dry[0].t:.1f} s "
-                            f"(read available {dry[0].get('read_available')}/"
-                            f"{dry[0].get('read_total')}, write available "
-                            f"{dry[0].get('write_available')}/{dry[0].get('write_total')})")
+    if not tickets:
+        return
+    f["min_read_tickets"] = min(int(e.get("read_available", 0)) for e in tickets)
+    f["min_write_tickets"] = min(int(e.get("write_available", 0)) for e in tickets)
+    acquire = [float(e.get("lock_acquire_s", 0)) for e in tickets]
+    f["lock_acquire_ms"] = _ms(max(acquire) - min(acquire))
+    # ran out = out in two samples in a row (a single sample can catch a burst)
+    dry = [b for a, b in itertools.pairwise(tickets)
+           if a.get("exhausted") and b.get("exhausted")]
+    if dry:
+        d = dry[0]
+        found.failures.append(
+            f"tickets exhausted in {len(dry)} samples from t={d.t:.1f} s (read available "
+            f"{d.get('read_available')}/{d.get('read_total')}, write available "
+            f"{d.get('write_available')}/{d.get('write_total')})")
 
-    # -- stalls ----------------------------------------------------------------------------------
-    found = [st for st in stalls(ops, p.stall_floor_ms / 1000) if st.end > s0]
-    real = [st for st in found if _overlap(st.start, st.end, frozen) < 0.5 * st.length_s]
-    blurred = [st for st in found if st not in real]
-    longest = real[0] if real else None
+
+def stall_rule(run: Observed, found: Findings) -> None:
+    """The longest stall the harness watched (frozen time taken out) > max_stall_ms fails;
+    one over the limit only with its frozen time in it is inconclusive."""
+    p = run.params
     limit_s = p.max_stall_ms / 1000
-    if blurred and blurred[0].length_s > limit_s and not (longest and longest.length_s > limit_s):
-        inconclusive.append(f"the only stall over the limit ({_ms(blurred[0].length_s)} ms at "
-                            f"t={blurred[0].start:.1f} s) is the harness itself being frozen: "
-                            "the machine was overloaded")
-    figures["longest_stall_ms"] = _ms(longest.length_s) if longest else 0.0
-    if longest:
-        figures.update(stall_start_s=round(longest.start, 3), stall_end_s=round(longest.end, 3),
-                       stall_kind=longest.name)
-    if longest and longest.length_s * 1000 > p.max_stall_ms:
-        failures.insert(0, _describe_stall(longest, window, events, locks, p))
-    if p99 * 1000 > p.p99_ms:
-        failures.append(f"p99 latency {_ms(p99)} ms > p99_ms {p.p99_ms:g} during and after "
-                        f"the storm (baseline before it: {figures['baseline_p99_ms']} ms)")
-    return Verdict.judge(failures, inconclusive, figures)
+    found_stalls = [st for st in stalls(run.ops, p.stall_floor_ms / 1000) if st.end > run.s0]
+    seen = sorted(((observed_s(st.start, st.end, run.frozen), st) for st in found_stalls),
+                  key=lambda pair: pair[0], reverse=True)
+    longest_s, longest = seen[0] if seen else (0.0, None)
+    found.figures["longest_stall_ms"] = _ms(longest_s)
+    if longest is not None:
+        found.figures.update(stall_start_s=round(longest.start, 3),
+                             stall_end_s=round(longest.end, 3), stall_kind=longest.name,
+                             stall_frozen_ms=_ms(longest.length_s - longest_s))
+    if longest is not None and longest_s > limit_s:
+        found.failures.append(_describe_stall(longest, longest_s, run))
+        return
+    blurred = [st for st in found_stalls if st.length_s > limit_s]
+    if blurred:
+        st = blurred[0]
+        found.inconclusive.append(
+            f"the only stall over the limit ({_ms(st.length_s)} ms at t={st.start:.1f} s) is "
+            f"the harness itself being frozen (only "
+            f"{_ms(observed_s(st.start, st.end, run.frozen))} ms of it observed): the machine "
+            "was overloaded")
 
 
-def _describe_stall(stall: Stall, window: Sequence[Event], events: Sequence[Event],
-                    locks: Sequence[Event], p: Params) -> str:
-    inside = [e for e in window if e.t <= stall.end
-              and e.t + float(e.get("latency_s", 0.0)) >= stall.start]
+def _describe_stall(stall: Stall, observed: float, run: Observed) -> str:
+    inside = [e for e in run.window if e.t <= stall.end and _done(e) >= stall.start]
     worst: dict[str, float] = {}
     for e in inside:
         name = str(e.get("name"))
-        worst[name] = max(worst.get(name, 0.0), float(e.get("latency_s", 0.0)))
+        worst[name] = max(worst.get(name, 0.0), _latency(e))
     who = ", ".join(f"{n}s waited up to {_ms(v)} ms" for n, v in sorted(worst.items()))
-    waves = [e for e in events if e.kind == "instance" and e.get("phase") == "start"
+    waves = [e for e in run.events if e.kind == "instance" and e.get("phase") == "start"
              and e.t <= stall.start]
-    queue = [e for e in locks if stall.start <= e.t <= stall.end]
-    text = (f"{stall.name}s stalled for {_ms(stall.length_s)} ms > max_stall_ms "
-            f"{p.max_stall_ms:g}: no {stall.name} completed from t={stall.start:.1f} to "
-            f"{stall.end:.1f} s while {stall.ops} waited ({who})")
+    queue = [e for e in run.events if e.kind == "db" and e.get("source") == "pg_locks"
+             and stall.start <= e.t <= stall.end]
+    frozen = stall.length_s - observed
+    text = (f"{stall.name}s stalled for {_ms(observed)} ms > max_stall_ms "
+            f"{run.params.max_stall_ms:g}: no {stall.name} completed from "
+            f"t={stall.start:.1f} to {stall.end:.1f} s while {stall.ops} waited ({who})")
+    if frozen > 0:
+        text += f"; {_ms(frozen)} ms more of it the harness was frozen, not counted"
     if queue:
         text += (f"; up to {max(int(e.get('waiting', 0)) for e in queue)} sessions queued for "
                  f"locks on repro_jobs, {max(int(e.get('waiting_share', 0)) for e in queue)} "
