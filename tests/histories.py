@@ -26,3 +26,15 @@ def heartbeat(host: str, start: float, end: float, every: float = 0.25,
                       rtt_s=0.01 if ok else None, boot_id=boot if ok else None))
         t += every
     return out
+
+
+def ssh_leg_down(events: list[Event], start: float, end: float) -> list[Event]:
+    """The same history with the ssh leg of every probe in [start, end) failing while the TCP
+    leg still answers: a host too busy to run an ssh command in time, not a dead one."""
+    out = []
+    for e in events:
+        if e.kind == "probe" and e.get("leg") == "ssh" and start <= e.t < end:
+            e = ev(e.t, e.kind, e.host, **(e.fields | {"ssh_ok": False, "ok": False,
+                                                         "rtt_s": None, "boot_id": None}))
+        out.append(e)
+    return out

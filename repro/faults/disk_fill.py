@@ -7,12 +7,21 @@ to `<directory>/repro-fill-<i>-<n>` until the filesystem's used fraction
 ((blocks - free) / blocks, what `df` shows) reaches `fill_to`, or the write
 fails (ENOSPC is a normal end; EIO and friends are recorded as errors).
 `wait()` polls progress on the host once a second (each poll a `fill` event in
-the history) until every writer ended, the host stopped answering, or the
-deadline passed, and returns the Measurement: the fraction actually reached,
-bytes written, how each writer ended. A fill short of its target without a
+the history) until every writer ended, an observer says the host died
+(`host_dead`), the polls went unanswered (at least LOST_POLLS failed polls in a
+row spanning `lost_after_s`), or the deadline passed, and returns the
+Measurement: the fraction actually reached, bytes written, how each writer
+ended, how many polls in a row failed. A fill short of its target without a
 reason on the host's side is a shortfall: the run is inconclusive.
 `heal()` kills the writers and deletes their files; it is idempotent and
 tolerates a host that rebooted (the files may be on a volume that is gone).
+
+`host_lost` is the fill's own view: its ssh polls stopped getting answers. It
+is not evidence that the host died: a TCG guest busy with 8 direct-I/O writers
+can take longer than a poll's timeout (CMD_TIMEOUT_S) to run an ssh command,
+so two slow polls looked like a dead host. A checker counts a lost host only
+with independent evidence (a reboot, a panic on the console, heartbeat
+misses); without it a lost fill that fell short is a shortfall like any other.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from repro.hosts.base import Host
 CHUNK_MB = 8
 POLL_S = 1.0
 CMD_TIMEOUT_S = 15.0
+LOST_POLLS = 3  # failed polls in a row before the fill stops waiting for the host
 STATE = "/run/repro-fill"
 
 WRITER = r"""
@@ -58,8 +68,9 @@ class FillMeasurement:
     bytes_used: int
     ends: dict[str, str]  # writer index -> target | enospc | error: ...
     running: int
-    host_lost: bool  # the host stopped answering while filling
+    host_lost: bool  # the fill's polls went unanswered (the fill's view, not proof of death)
     seconds: float
+    failed_polls: int = 0  # progress polls in a row that got no answer when the wait ended
 
     @property
     def errors(self) -> list[str]:
@@ -116,32 +127,33 @@ class DiskFill:
 
     def wait(self, lost_after_s: float = 6.0,
              host_dead: Callable[[], bool] | None = None) -> FillMeasurement:
-        """Until every writer ended, the host was unreachable `lost_after_s` (or an
-        observer says it died: `host_dead`), or the timeout."""
+        """Until every writer ended, LOST_POLLS polls in a row spanning `lost_after_s` got no
+        answer (or an observer says the host died: `host_dead`), or the timeout."""
         deadline = self._started + self.timeout_s
         failing_since: float | None = None
+        failed = 0
         while time.monotonic() < deadline:
             if host_dead is not None and host_dead():
-                return self._lost()
+                return self._lost(failed)
             m = self.poll()
             now = time.monotonic()
             if m is None:
                 failing_since = failing_since or now
-                if now - failing_since >= lost_after_s:
-                    return self._lost()
+                failed += 1
+                if failed >= LOST_POLLS and now - failing_since >= lost_after_s:
+                    return self._lost(failed)
             else:
-                failing_since = None
+                failing_since, failed = None, 0
                 if m.running == 0:
                     return m
             time.sleep(POLL_S)  # progress sampling cadence, not synchronisation
-        last = self._last or self._lost()
-        return last
+        return self._last or self._lost(failed)
 
-    def _lost(self) -> FillMeasurement:
+    def _lost(self, failed_polls: int) -> FillMeasurement:
         last = self._last
         return FillMeasurement(last.fraction if last else -1.0, last.bytes_used if last else 0,
                                dict(last.ends) if last else {}, -1, True,
-                               round(time.monotonic() - self._started, 1))
+                               round(time.monotonic() - self._started, 1), failed_polls)
 
     @staticmethod
     def shortfall(m: FillMeasurement, fill_to: float) -> str:

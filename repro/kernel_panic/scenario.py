@@ -13,9 +13,14 @@ the runner for the whole run: the kernel-log watcher on the serial console
    fault), polling the fill level;
 5. unmount and `e2fsck -fn` the workspace device.
 
-A round in which the host dies ends the loop: the harness then waits for the
-guest to come back (bounded), so the heartbeat sees the new boot id, and runs
-`e2fsck -fn` on the volume once more. The verdict is check.check(history).
+A round in which the host dies (check.loss_evidence: a reboot, a panic or Oops
+on the console, heartbeat misses) or the fill's polls went unanswered ends the
+loop: the harness then waits for the guest to come back (bounded), so the
+heartbeat sees the new boot id, and, if the host really went down, runs
+`e2fsck -fn` on the volume once more. Unanswered polls alone are not a death
+(the checker needs the evidence too): a host that never went down is not
+fsck'ed under writers that may still be running. The verdict is
+check.check(history).
 """
 
 from __future__ import annotations
@@ -104,21 +109,32 @@ def _observe(run_ctx: Run, cfg: KernelPanicConfig, host: QemuHost, history: Hist
                          BASELINE_TIMEOUT_S):
             return Verdict(Outcome.INCONCLUSIVE,
                            (f"no healthy heartbeat from {host.name} before the fill",), {})
-        device = ""
+        device, lost = "", False
         for rnd in range(1, cfg.rounds + 1):
-            device, lost = _round(host, cfg, history, rnd)
-            if lost or not device or _kernel_findings(history, host.name):
+            device, lost = _round(host, cfg, history, rnd, params)
+            if lost or not device or _kernel_findings(history, host.name) or \
+                    check.loss_evidence(history.events(), params):
                 break
-        if _host_died(history, host.name):
-            _wait_for(lambda: _back_on_new_boot(history, host.name), COME_BACK_S)
-            if device:
-                _fsck(host, history, device, "after", activate=True)
+        if lost or check.loss_evidence(history.events(), params):
+            _after_loss(host, history, device, params)
         time.sleep(2 * cfg.heartbeat_interval_s)  # a last observation window, not a sync
     return run_checker(check.check, history.events(), params)
 
 
-def _round(host: QemuHost, cfg: KernelPanicConfig, history: History, rnd: int
-           ) -> tuple[str, bool]:
+def _after_loss(host: QemuHost, history: History, device: str, params: check.Params) -> None:
+    """Wait (bounded) for a new boot id; e2fsck the volume if the host really went down."""
+    back = _wait_for(lambda: _back_on_new_boot(history, host.name), COME_BACK_S)
+    evidence = check.loss_evidence(history.events(), params)
+    if device and (back or evidence):
+        _fsck(host, history, device, "after", activate=True)
+    elif device:
+        history.append("observe", host.name, what="no fsck after the fill",
+                       reason="the fill's polls went unanswered but the host did not go down "
+                              "(no reboot, panic or heartbeat misses)")
+
+
+def _round(host: QemuHost, cfg: KernelPanicConfig, history: History, rnd: int,
+           params: check.Params) -> tuple[str, bool]:
     """One provision + fill + fsck cycle: (workspace device or '', host lost)."""
     host.run(WIPE, timeout=CMD_TIMEOUT_S, check=False)
     host.put(Path(cfg.volume_setup).read_bytes(), SETUP_PATH, 0o755)
@@ -138,11 +154,11 @@ def _round(host: QemuHost, cfg: KernelPanicConfig, history: History, rnd: int
         return "", False
     fill = DiskFill(host, WORKSPACE, cfg.fillers, cfg.fill_to, FILL_TIMEOUT_S, history)
     with injected(fill, history):
-        m = fill.wait(host_dead=lambda: _host_died(history, host.name))
+        m = fill.wait(host_dead=lambda: bool(check.loss_evidence(history.events(), params)))
         history.append("fault.measure", host.name, fault="disk_fill", round=rnd,
                        fraction=m.fraction, bytes_used=m.bytes_used, ends=m.ends,
-                       errors=m.errors, host_lost=m.host_lost, seconds=m.seconds,
-                       shortfall="" if m.host_lost else DiskFill.shortfall(m, cfg.fill_to))
+                       errors=m.errors, host_lost=m.host_lost, failed_polls=m.failed_polls,
+                       seconds=m.seconds, shortfall=DiskFill.shortfall(m, cfg.fill_to))
         if not m.host_lost:
             after = host.run(STATE, timeout=CMD_TIMEOUT_S, check=False)
             history.append("observe", host.name, round=rnd, what="volume after fill",
@@ -183,14 +199,6 @@ def _healthy(history: History, host: str) -> int:
 
 def _kernel_findings(history: History, host: str) -> bool:
     return any(e.kind == "kernel" and e.host == host for e in history.events())
-
-
-def _host_died(history: History, host: str) -> bool:
-    return any(e.host == host and ((e.kind == "kernel" and e.get("pattern") == "panic")
-                                   or (e.kind == "host" and e.get("event") in
-                                       ("boot", "reset", "panicked"))
-                                   or (e.kind == "fault.measure" and e.get("host_lost")))
-               for e in history.events())
 
 
 def _back_on_new_boot(history: History, host: str) -> bool:

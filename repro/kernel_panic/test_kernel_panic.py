@@ -4,6 +4,10 @@
   default fixtures/kernel_panic/fixed.sh) must pass;
 - the pre-fix fixture (image -> snapshot -> resize2fs) must be flagged by a
   kernel-level finding: if it stops failing, the reproduction has gone stale.
+
+A missing QEMU fails both tests with one line saying how to install it (a
+missing guest image does too, from the provider). Only a --repro-provider the
+user chose that has no own kernel skips them: that backend was their choice.
 """
 
 from __future__ import annotations
@@ -20,22 +24,20 @@ from repro.run import Run
 pytestmark = [pytest.mark.kernel_panic, pytest.mark.qemu]
 
 
-@pytest.fixture(autouse=True)
-def _needs_qemu() -> None:
-    if shutil.which("qemu-system-x86_64") is None:
-        pytest.skip("qemu-system-x86_64 is not installed (setup/setup.sh installs it)")
-
-
-def _needs_own_kernel(provider: str) -> None:
+def _needs_qemu_hosts(provider: str) -> None:
+    """Skip for a backend the user chose without an own kernel; fail when QEMU is missing."""
     if provider != "qemu":
         pytest.skip(f"kernel_panic needs hosts with their own kernel; provider {provider!r} "
                     "was asked (--repro-provider), and only qemu hosts have one here")
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.fail("missing prerequisite: qemu-system-x86_64 is not installed (fix: bash "
+                    "setup/setup.sh, or apt-get install qemu-system-x86)", pytrace=False)
 
 
 def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
                                   repro_results: Session) -> None:
     cfg = repro_settings.for_incident("kernel_panic")
-    _needs_own_kernel(cfg.provider)
+    _needs_qemu_hosts(cfg.provider)
     result = scenario.run(repro_run, cfg, "under test")
     repro_results.record(result)
     assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
@@ -44,7 +46,7 @@ def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
 def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
                                    repro_results: Session) -> None:
     cfg = repro_settings.with_fixture("kernel_panic", "volume_setup", "kernel_panic/prefix.sh")
-    _needs_own_kernel(cfg.provider)
+    _needs_qemu_hosts(cfg.provider)
     result = scenario.run(repro_run, cfg, "prefix fixture", expect=Outcome.FAIL)
     repro_results.record(result)
     assert result.verdict.outcome is Outcome.FAIL, (
