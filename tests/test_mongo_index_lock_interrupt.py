@@ -1,6 +1,7 @@
 """A mongo_index_lock run interrupted mid-storm leaves nothing behind: Ctrl-C and
 SIGTERM stop the PostgreSQL server, kill the instances and delete the data
 directory; after SIGKILL, the clean-up a new run starts with (repro.cleanup)
+kills the orphaned instances (found by the run id in their environment) and
 stops the orphaned server."""
 
 from __future__ import annotations
@@ -74,17 +75,19 @@ def test_interrupt_mid_storm_leaves_nothing(tmp_path: Path, sig: signal.Signals)
     assert not scratch.exists()
 
 
-def test_after_sigkill_cleanup_stops_the_orphaned_server(tmp_path: Path) -> None:
+def test_after_sigkill_cleanup_kills_the_instances_and_stops_the_server(tmp_path: Path
+                                                                       ) -> None:
     proc, scratch, startup = start_blocked_storm(tmp_path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     servers = _servers_of(scratch)
     assert servers, "a SIGKILLed run should have left its server behind"
+    instances = _pids_with(startup.name)
+    assert len(instances) >= 6, "a SIGKILLed run should have left its instances behind"
     # what every new run does first: reap dead runs' leftovers (live runs, e.g. other
     # sessions' on a shared machine, are spared, unlike `repro cleanup`)
     out = "\n".join(cleanup.reap(all_runs=False))
     assert f"postgres pid {servers[0]}" in out
+    assert all(f"storm instance pid {pid} " in out for pid in instances), out
     assert _servers_of(scratch) == [] and not scratch.exists()
-    # the orphaned instances lose their server and exit
-    _process.wait_for(lambda: not _pids_with(startup.name), timeout=30,
-                      what="orphaned instances gone")
+    assert [p for p in _pids_with(startup.name) if _process.pid_alive(p)] == []

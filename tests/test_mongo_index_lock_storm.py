@@ -1,4 +1,7 @@
-"""The deploy storm with stand-in start-up commands (no database needed)."""
+"""The deploy storm with stand-in start-up commands (no database needed).
+
+Instances carry the id of a live run (this test process owns it), so a `repro
+cleanup` running meanwhile elsewhere on the machine spares them."""
 
 from __future__ import annotations
 
@@ -7,18 +10,34 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from repro.history import History
-from repro.mongo_index_lock.storm import FAULT, Storm, StormPlan
+from repro.mongo_index_lock.storm import ENV_RUN, FAULT, Storm, StormPlan
+from repro.run import Run, start_run
+
+RUN: Run | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def live_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    global RUN
+    RUN = start_run(tmp_path_factory.mktemp("reports"))
+    yield RUN
+    RUN.close()
+    RUN = None
 
 
 def plan(code: str, instances: int = 6, waves: int = 3, timeout_s: float = 20.0,
          interval_s: float = 0.2) -> StormPlan:
+    assert RUN is not None
     return StormPlan(command=[sys.executable, "-c", code], cwd=Path.cwd(),
                      env={**os.environ, "DB_URL": "postgresql://x", "DB_KIND": "postgresql"},
                      instances=instances, waves=waves, interval_s=interval_s,
-                     timeout_s=timeout_s)
+                     timeout_s=timeout_s, run_id=RUN.run_id)
 
 
 def test_waves_split_the_instances() -> None:
@@ -28,12 +47,14 @@ def test_waves_split_the_instances() -> None:
 
 def test_every_instance_runs_with_the_database_in_its_environment() -> None:
     h = History()
-    code = "import os; print(os.environ['DB_URL'], os.environ['DB_KIND'], os.nice(0))"
+    code = (f"import os; print(os.environ['DB_URL'], os.environ['DB_KIND'], os.nice(0), "
+            f"os.environ['{ENV_RUN}'])")
     result = Storm(plan(code), h).run(threading.Event())
     assert (result.started, result.succeeded, result.failed) == (6, 6, 0)
     exits = [e for e in h.events() if e.kind == "instance" and e.get("phase") == "exit"]
     assert len(exits) == 6
-    assert all(e.get("output") == "postgresql://x postgresql 19" for e in exits)
+    assert RUN is not None
+    assert all(e.get("output") == f"postgresql://x postgresql 19 {RUN.run_id}" for e in exits)
     assert sorted({e.get("wave") for e in exits}) == [1, 2, 3]
     kinds = [e.kind for e in h.events()]
     assert kinds[0] == "fault.start" and kinds[-1] == "fault.stop"
@@ -66,6 +87,6 @@ def test_failing_and_hanging_instances_are_recorded_and_killed() -> None:
 def test_a_command_that_cannot_start_counts_as_not_started() -> None:
     h = History()
     bad = StormPlan(command=["/nonexistent/repro-startup"], cwd=Path.cwd(), env=dict(os.environ),
-                    instances=2, waves=1, interval_s=0, timeout_s=5)
+                    instances=2, waves=1, interval_s=0, timeout_s=5, run_id="unused")
     result = Storm(bad, h).run(threading.Event())
     assert (result.started, result.failed) == (0, 2)

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from repro.checks import Outcome, Verdict, run_checker
-from repro.databases import Target, open_target
+from repro.databases import Target, mongodb, open_target
 from repro.history import Event, History
 from repro.mongo_index_lock import check, plot, report, workload
 from repro.mongo_index_lock.config import MongoIndexLockConfig
@@ -36,6 +36,20 @@ from repro.run import Run
 
 INCIDENT = "mongo_index_lock"
 CONNECTION_HEADROOM = 30  # sessions beyond instances + clients: batch, sampler, admin
+ASKED_BY_CONFIG = 'the configuration under test has [mongo_index_lock] db = "mongodb"'
+ASKED_BY_EXTRA = "the shipped fixtures also run on MongoDB where a server can be had"
+
+
+def not_run_reason(cfg: MongoIndexLockConfig, asked_by: str) -> str | None:
+    """Why this run cannot happen on this machine (it is then reported as not run), or None.
+
+    Only a MongoDB target can be missing: "mongodb" with no mongod on PATH and no
+    $REPRO_MONGODB_URL. PostgreSQL (the default) always runs: a missing server is a
+    missing prerequisite and fails. A URI always runs: one that does not answer fails.
+    """
+    if cfg.kind != "mongodb" or mongodb.available(cfg.db):
+        return None
+    return f"not run: {asked_by}, and there is {mongodb.MISSING_REASON}"
 
 
 def run(run_ctx: Run, cfg: MongoIndexLockConfig, label: str,
@@ -60,7 +74,8 @@ def run(run_ctx: Run, cfg: MongoIndexLockConfig, label: str,
             driver = driver_for(target, cfg.op_timeout_s)
             driver.prepare()
             try:
-                verdict = _observe_storm(cfg, driver, target, history, params)
+                verdict = _observe_storm(cfg, driver, target, history, params,
+                                         run_ctx.run_id)
             finally:
                 if not target.embedded:
                     try:
@@ -88,7 +103,7 @@ def run(run_ctx: Run, cfg: MongoIndexLockConfig, label: str,
 
 
 def _observe_storm(cfg: MongoIndexLockConfig, driver: Driver, target: Target,
-                   history: History, params: check.Params) -> Verdict:
+                   history: History, params: check.Params, run_id: str) -> Verdict:
     threads = workload.Threads()
     try:
         workload.start_ticker(threads, history)
@@ -96,7 +111,7 @@ def _observe_storm(cfg: MongoIndexLockConfig, driver: Driver, target: Target,
         workload.start_batch(threads, driver, history, cfg.batch_txn_s, cfg.batch_gap_s)
         workload.start_workload(threads, driver, history, cfg.workload_rate, cfg.clients)
         threads.stop.wait(cfg.baseline_s)  # the baseline observation window
-        Storm(storm_plan(cfg, target), history).run(threads.stop)
+        Storm(storm_plan(cfg, target, run_id), history).run(threads.stop)
         threads.stop.wait(cfg.settle_s)  # the observation window after the storm
     finally:
         stuck = threads.stop_all(timeout_s=max(cfg.op_timeout_s, cfg.batch_txn_s) + 5)
@@ -110,14 +125,14 @@ def _write_history(events: list[Event], path: Path) -> None:
         f.writelines(e.to_json() + "\n" for e in events)
 
 
-def storm_plan(cfg: MongoIndexLockConfig, target: Target) -> StormPlan:
+def storm_plan(cfg: MongoIndexLockConfig, target: Target, run_id: str) -> StormPlan:
     python_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "DB_URL": target.url, "DB_KIND": cfg.kind,
            "PATH": python_bin + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")}
     return StormPlan(command=cfg.startup_command(sys.executable),
                      cwd=cfg.service_startup.parent, env=env, instances=cfg.instances,
                      waves=cfg.waves, interval_s=cfg.wave_interval_s,
-                     timeout_s=cfg.instance_timeout_s)
+                     timeout_s=cfg.instance_timeout_s, run_id=run_id)
 
 
 def describe(target: Target) -> str:

@@ -11,6 +11,13 @@ if it is still starting after
 and one when it exits (exit code, time it took, the tail of its output).
 The window closes when the last instance has exited or was killed; on
 Ctrl-C every instance still running is killed before the error goes on.
+
+Leftovers. Every instance carries its run in its environment (REPRO_RUN=<run
+id>, REPRO_INSTANCE=<n>), which its own children inherit. A run killed with
+SIGKILL cannot kill its instances (they are in sessions of their own); `reap`
+(listed in repro.cleanup.REAPERS, so `repro cleanup` and every run's start
+call it) finds them through /proc/<pid>/environ and kills those of dead runs
+(of every run with `all_runs`), each instance's whole process group.
 """
 
 from __future__ import annotations
@@ -24,9 +31,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from repro import procs
 from repro.history import History
 
 FAULT = "deploy_storm"
+ENV_RUN = "REPRO_RUN"  # the run an instance belongs to: how `reap` finds it
+ENV_INSTANCE = "REPRO_INSTANCE"
+REAP_WAIT_S = 10.0
 KILL_GRACE_S = 5.0
 OUTPUT_TAIL = 300
 # Instances run on other machines in production; here they share 2 cores with the
@@ -44,6 +55,7 @@ class StormPlan:
     waves: int
     interval_s: float
     timeout_s: float
+    run_id: str  # written into every instance's environment (ENV_RUN)
 
     def wave_sizes(self) -> list[int]:
         base, extra = divmod(self.instances, self.waves)
@@ -109,7 +121,7 @@ class Storm:
 
     def _instance(self, n: int, wave: int) -> None:
         plan, host = self.plan, f"instance{n}"
-        env = {**plan.env, "REPRO_INSTANCE": str(n)}
+        env = {**plan.env, ENV_RUN: plan.run_id, ENV_INSTANCE: str(n)}
         begin = time.monotonic()
         try:
             proc = subprocess.Popen([*NICE, *plan.command], cwd=plan.cwd, env=env,
@@ -160,3 +172,50 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+# ---- reaping ------------------------------------------------------------------------------
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:  # gone, or not ours to read
+        return {}
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {k: v for k, _, v in pairs}
+
+
+def leftover_instances() -> list[tuple[int, str]]:
+    """(pid, run id) of every process on the machine that is (or descends from) an instance."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        env = _environ(int(d.name))
+        if env.get(ENV_RUN) and ENV_INSTANCE in env:
+            found.append((int(d.name), env[ENV_RUN]))
+    return found
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL the instance's process group if it leads one (its own session), else the pid."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid and pid != os.getpgrp():
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+
+
+def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
+    """Kill the instances (and their children) of dead runs, or of every run; wait them out."""
+    doomed = [(pid, run) for pid, run in leftover_instances()
+              if all_runs or run not in live_run_ids]
+    for pid, _ in doomed:
+        _kill(pid)
+    pids = [pid for pid, _ in doomed]
+    with contextlib.suppress(TimeoutError):
+        procs.wait_for(lambda: not any(procs.pid_alive(pid) for pid in pids),
+                       timeout=REAP_WAIT_S, what="storm instances gone")
+    return [f"storm instance pid {pid} of run {run}: "
+            f"{'killed' if not procs.pid_alive(pid) else 'would not die'}"
+            for pid, run in doomed]
