@@ -5,8 +5,13 @@
 - the pre-fix fixture (every instance declares every index) must be flagged
   with the stall it caused; if it stops failing, the reproduction has gone
   stale, which is a finding.
-On MongoDB (db = "mongodb" or a mongodb:// URI) the same two tests run against
-a real server; where none can be had they skip, saying so.
+Both run on PostgreSQL by default (db = "postgresql"), and there they always
+run: a missing PostgreSQL is a missing prerequisite, a failure, never a skip.
+The shipped fixtures also run on MongoDB (mongod from PATH, $REPRO_MONGODB_URL,
+or the configured mongodb target). The one skip is MongoDB with no server to
+be had (db = "mongodb" with no mongod and no URI, or the extra MongoDB runs on
+a machine without one): that run is reported as *not run*, with the reason
+(`scenario.not_run_reason`); a mongodb:// URI that does not answer fails.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import dataclasses
 import pytest
 
 from repro.checks import Outcome
-from repro.databases import mongodb
 from repro.mongo_index_lock import scenario
 from repro.mongo_index_lock.config import MongoIndexLockConfig
 from repro.plugin import Session, Settings
@@ -27,9 +31,11 @@ INCIDENT = "mongo_index_lock"
 PREFIX = "mongo_index_lock/prefix.py"
 
 
-def _skip_without_mongodb(cfg: MongoIndexLockConfig) -> None:
-    if cfg.kind == "mongodb" and not mongodb.available(cfg.db):
-        pytest.skip(mongodb.MISSING_REASON)
+def _unless_runnable(cfg: MongoIndexLockConfig, asked_by: str) -> None:
+    """The only skip here: MongoDB asked for and no server to be had ("not run")."""
+    reason = scenario.not_run_reason(cfg, asked_by)
+    if reason:
+        pytest.skip(reason)
 
 
 def _assert_flagged(cfg: MongoIndexLockConfig, result: object) -> None:
@@ -43,7 +49,7 @@ def _assert_flagged(cfg: MongoIndexLockConfig, result: object) -> None:
 def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
                                   repro_results: Session) -> None:
     cfg = repro_settings.for_incident(INCIDENT)
-    _skip_without_mongodb(cfg)
+    _unless_runnable(cfg, scenario.ASKED_BY_CONFIG)
     result = repro_results.judged(lambda again: scenario.run(repro_run, cfg, "under test" + again))
     assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
 
@@ -51,7 +57,7 @@ def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
 def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
                                    repro_results: Session) -> None:
     cfg = repro_settings.with_fixture(INCIDENT, "service_startup", PREFIX)
-    _skip_without_mongodb(cfg)
+    _unless_runnable(cfg, scenario.ASKED_BY_CONFIG)
     result = repro_results.judged(lambda again: scenario.run(
         repro_run, cfg, "prefix fixture" + again, expect=Outcome.FAIL))
     _assert_flagged(cfg, result)
@@ -60,13 +66,13 @@ def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
 @pytest.mark.parametrize("fixture", ["fixed", "prefix"])
 def test_on_mongodb(fixture: str, repro_settings: Settings, repro_run: Run,
                     repro_results: Session) -> None:
-    """The same storm against a real MongoDB (mongod from PATH or $REPRO_MONGODB_URL)."""
+    """The shipped fixtures against a real MongoDB: mongod from PATH, $REPRO_MONGODB_URL,
+    or the configured MongoDB target when db already names one."""
     cfg = repro_settings.with_fixture(INCIDENT, "service_startup",
                                       f"mongo_index_lock/{fixture}.py")
-    if cfg.kind == "mongodb":
-        pytest.skip("the configuration under test already runs on MongoDB (tests above)")
-    cfg = dataclasses.replace(cfg, db="mongodb")
-    _skip_without_mongodb(cfg)
+    if cfg.kind != "mongodb":
+        cfg = dataclasses.replace(cfg, db="mongodb")
+    _unless_runnable(cfg, scenario.ASKED_BY_EXTRA)
     expect = Outcome.PASS if fixture == "fixed" else Outcome.FAIL
     result = scenario.run(repro_run, cfg, f"{fixture} on mongodb", expect=expect)
     repro_results.record(result)
