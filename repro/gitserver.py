@@ -118,10 +118,10 @@ class GitServer:
 
     def start(self) -> None:
         h, s = self.host, self._scripts
+        self._started = True  # from the first command on, stop() has something to remove
         h.run(f"mkdir -p {self.root} {s}", timeout=CMD_TIMEOUT_S)
         h.put((HERE / "gitgen.py").read_bytes(), f"{s}/gitgen.py", 0o755)
         h.put((HERE / "githttp.py").read_bytes(), f"{s}/githttp.py", 0o755)
-        self._started = True
         h.run(f"git daemon --detach --reuseaddr --export-all --base-path={self.root}"
               f" --port={GIT_PORT} --pid-file={s}/daemon.pid {self.root}", timeout=CMD_TIMEOUT_S)
         h.run(f"setsid python3 {s}/githttp.py {self.root} {HTTP_PORT} > {s}/http.log 2>&1"
