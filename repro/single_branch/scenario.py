@@ -4,16 +4,25 @@ Roles: `gitserver` (repro.gitserver) and `build`. For each shape
 (repro.single_branch.shapes) the server generates a small repository and
 the configuration's `checkout` step runs on the build host with REPO_URL,
 BRANCH (the branch the commit is on), COMMIT and WORKDIR; it must leave
-WORKDIR at COMMIT. First the four canonical cases (master's tip, an older
-master commit, a branch's tip, an older branch commit), then Hypothesis
-searches shapes with a fixed seed and `examples` as its budget; when one
-fails it shrinks it to the smallest failing repository, which the report
-prints. Every run of the step is one `op` in the history; check.py judges it.
+WORKDIR at COMMIT. After the step, `git ls-remote` from the build host
+checks that the server served that repository with the branch at its tip
+(`served`): a step that failed against a server that did not answer proves
+nothing about the step.
+
+First the four canonical cases (master's tip, an older master commit, a
+branch's tip, an older branch commit: phase `canonical`), then Hypothesis
+searches shapes with a fixed seed and `examples` as its budget (phase
+`search`); when one fails it shrinks it to the smallest failing repository.
+Every run of the step is one `op` name=checkout in the history; the search's
+outcome is one `op` name=minimal (the first failing shape it met, the shape it
+shrank that to, how many times it asked). check.py judges the history.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from random import Random
 
 from hypothesis import HealthCheck, Phase, find, settings
@@ -21,7 +30,7 @@ from hypothesis.errors import NoSuchExample
 
 from repro.checkout import CheckoutStep, StepEnv, remove_agent
 from repro.checks import Outcome, run_checker
-from repro.gitserver import GitServer
+from repro.gitserver import GitServer, Repo
 from repro.history import History
 from repro.hosts import open_hosts
 from repro.hosts.base import Host
@@ -32,15 +41,20 @@ from repro.single_branch.config import SingleBranchConfig
 from repro.single_branch.shapes import CANONICAL, Shape, shapes
 
 INCIDENT = "single_branch"
+PROBE_TIMEOUT_S = 30.0
 
 
 class Trial:
-    """Runs the step for one shape; same shape, same answer (Hypothesis replays while shrinking)."""
+    """Runs the step for one shape; same shape, same answer (Hypothesis replays while shrinking).
+
+    Calling it answers Hypothesis's question "does the property hold here?": False only
+    when the step was seen failing on a repository the server served."""
 
     def __init__(self, run_ctx: Run, cfg: SingleBranchConfig, git: GitServer, build: Host,
                  history: History):
         self.run_ctx, self.cfg, self.git, self.build, self.history = \
             run_ctx, cfg, git, build, history
+        self.phase = "canonical"
         self.seen: dict[Shape, bool] = {}
 
     def __call__(self, shape: Shape) -> bool:
@@ -51,21 +65,29 @@ class Trial:
     def _try(self, shape: Shape, n: int) -> bool:
         repo = self.git.create(shape.spec(f"shape{n}", seed=self.cfg.seed + n))
         commit = shape.commit(repo)
-        env = StepEnv(repo.urls[self.cfg.transport], shape.branch_name, commit)
-        step = CheckoutStep(self.build, self.run_ctx, self.cfg.checkout, env, f"shape{n}")
+        url = repo.urls[self.cfg.transport]
+        step = CheckoutStep(self.build, self.run_ctx, self.cfg.checkout,
+                            StepEnv(url, shape.branch_name, commit), f"shape{n}")
         try:
             status = step.run(timeout=self.cfg.step_timeout_s)
             head = step.head()
+            served = self._served(url, repo, shape.branch_name)
             self.history.append(
-                "op", self.build.name, name="checkout", shape=shape.fields(),
+                "op", self.build.name, name="checkout", phase=self.phase, shape=shape.fields(),
                 describe=shape.describe(), size=list(shape.size), branch=shape.branch_name,
                 back=shape.back, commit=commit, exit_code=status.exit_code,
-                elapsed_s=status.elapsed_s, head=head,
+                elapsed_s=status.elapsed_s, head=head, served=served,
                 output=step.output() if status.exit_code != 0 else "")
         finally:
             step.cleanup()
             self.git.remove(repo)
-        return status.exit_code == 0 and head == commit
+        return not served or (status.exit_code == 0 and head == commit)
+
+    def _served(self, url: str, repo: Repo, branch: str) -> bool:
+        """The server answers the build host with `branch` at its tip (git ls-remote)."""
+        res = self.build.run(f"git ls-remote {url} refs/heads/{branch}",
+                             timeout=PROBE_TIMEOUT_S, check=False)
+        return res.ok and res.stdout.split()[:1] == [repo.tip(branch)]
 
 
 def run(run_ctx: Run, cfg: SingleBranchConfig, label: str, expect: Outcome = Outcome.PASS
@@ -84,7 +106,8 @@ def run(run_ctx: Run, cfg: SingleBranchConfig, label: str, expect: Outcome = Out
             try:
                 for shape in CANONICAL:
                     trial(shape)
-                search(trial, cfg, history)
+                trial.phase = "search"
+                record(history, build_name, search(trial, cfg.examples, cfg.seed))
             finally:
                 remove_agent(build, run_ctx)
     finally:
@@ -97,16 +120,42 @@ def run(run_ctx: Run, cfg: SingleBranchConfig, label: str, expect: Outcome = Out
         target=build_name)
 
 
-def search(trial: Trial, cfg: SingleBranchConfig, history: History) -> Shape | None:
-    """Hypothesis: the smallest shape for which the step fails, or None within the budget."""
-    budget = settings(max_examples=cfg.examples, database=None, deadline=None,
+@dataclass(frozen=True)
+class Shrunk:
+    first: Shape    # the first failing shape the search met
+    minimal: Shape  # the one Hypothesis shrank it to
+    calls: int      # times Hypothesis asked the predicate (replays included)
+
+
+def search(holds: Callable[[Shape], bool], examples: int, seed: int) -> Shrunk | None:
+    """Hypothesis: the first shape for which `holds` is False and the smallest it shrinks
+    to, or None when `examples` shapes all hold. Same seed, same shapes in the same order:
+    generation and shrinking use no randomness but the seed's, no example database."""
+    budget = settings(max_examples=examples, database=None, deadline=None,
                       phases=(Phase.generate, Phase.shrink),
                       suppress_health_check=list(HealthCheck))
+    first: list[Shape] = []
+    calls = 0
+
+    def fails(shape: Shape) -> bool:
+        nonlocal calls
+        calls += 1
+        failed = not holds(shape)
+        if failed and not first:
+            first.append(shape)
+        return failed
+
     try:
-        minimal: Shape = find(shapes(), lambda s: not trial(s), settings=budget,
-                              random=Random(cfg.seed))
+        minimal: Shape = find(shapes(), fails, settings=budget, random=Random(seed))
     except NoSuchExample:
         return None
-    history.append("op", trial.build.name, name="minimal", shape=minimal.fields(),
-                   describe=minimal.describe())
-    return minimal
+    return Shrunk(first[0], minimal, calls)
+
+
+def record(history: History, host: str, shrunk: Shrunk | None) -> None:
+    if shrunk is None:
+        return
+    history.append("op", host, name="minimal", shape=shrunk.minimal.fields(),
+                   describe=shrunk.minimal.describe(), size=list(shrunk.minimal.size),
+                   first_shape=shrunk.first.fields(), first_describe=shrunk.first.describe(),
+                   first_size=list(shrunk.first.size), calls=shrunk.calls)

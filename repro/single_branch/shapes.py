@@ -35,6 +35,11 @@ class Shape:
         return "master" if self.branch == 0 else f"b{self.branch}"
 
     @property
+    def is_branch_tip(self) -> bool:
+        """The incident's own case: the tip of a branch other than master."""
+        return self.branch != 0 and self.back == 0
+
+    @property
     def size(self) -> tuple[int, int, int, int]:
         return (self.master_commits + sum(c for _, c in self.branches), len(self.branches),
                 self.branch, self.back)
@@ -60,6 +65,14 @@ class Shape:
                 "branches": [list(b) for b in self.branches],
                 "branch": self.branch_name, "back": self.back}
 
+    @staticmethod
+    def from_fields(raw: dict[str, Any]) -> Shape:
+        """The inverse of `fields()` (a shape read back from a history)."""
+        name = str(raw["branch"])
+        return Shape(int(raw["master_commits"]),
+                     tuple((int(f), int(c)) for f, c in raw["branches"]),
+                     0 if name == "master" else int(name.removeprefix("b")), int(raw["back"]))
+
 
 @st.composite
 def shapes(draw: st.DrawFn) -> Shape:
@@ -72,7 +85,12 @@ def shapes(draw: st.DrawFn) -> Shape:
     return Shape(n, branches, branch, draw(st.integers(0, length - 1)))
 
 
-# The cases the postmortem names, tried before the search: master's tip, an
-# older master commit, a branch's tip, an older commit on a branch.
-CANONICAL = (Shape(3), Shape(3, back=2), Shape(3, ((1, 2),), branch=1),
-             Shape(3, ((1, 2),), branch=1, back=1))
+# The cases the postmortem names, tried before the search in both directions:
+# master's tip, an older master commit, a branch's tip, an older commit on a
+# branch. BRANCH_TIP is the incident's own case: a depth-1 clone that fetches
+# only the default branch (--single-branch) cannot reach it, one that fetches
+# every branch's tip (--no-single-branch) can. OLDER_MASTER is out of reach of
+# every depth-1 clone (master commit 0 carries no tag), whatever the branch mode.
+BRANCH_TIP = Shape(3, ((1, 2),), branch=1)
+OLDER_MASTER = Shape(3, back=2)
+CANONICAL = (Shape(3), OLDER_MASTER, BRANCH_TIP, Shape(3, ((1, 2),), branch=1, back=1))

@@ -1,22 +1,44 @@
 """single_branch: both directions on Docker hosts.
 
 - the configuration under test (default fixtures/single_branch/fixed.sh) must leave
-  WORKDIR at COMMIT for every repository shape tried: the four canonical cases, then
-  Hypothesis's search (fixed seed, `examples` budget);
-- the pre-fix fixture (`git clone --depth 1`, then reset) must be flagged, with the
-  smallest repository that shows it (Hypothesis shrinks the failure) in the report.
+  WORKDIR at COMMIT for every repository shape tried: the four canonical cases (the
+  branch's tip among them), then Hypothesis's search (fixed seed, `examples` budget);
+- the pre-fix fixture (`git clone --depth 1`, then reset) must be flagged on the
+  canonical branch tip itself (the single-branch mechanism; an older commit fails
+  every depth-1 clone), and Hypothesis must have shrunk what it found: the shape it
+  reports is smaller than the first failing one it met and is none of the canonical
+  cases (they fail already: a reported one would show no shrinking).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from repro.checks import Outcome
+from repro.history import Event, load
 from repro.plugin import Session, Settings
+from repro.report.results import IncidentResult
 from repro.run import Run
 from repro.single_branch import scenario
+from repro.single_branch.shapes import BRANCH_TIP, CANONICAL, Shape
 
 pytestmark = [pytest.mark.single_branch, pytest.mark.docker]
+
+
+def _ops(result: IncidentResult, name: str) -> list[Event]:
+    return [e for e in load(Path(result.artefacts["history"]))
+            if e.kind == "op" and e.get("name") == name]
+
+
+def _branch_tip(result: IncidentResult) -> Event:
+    return next(e for e in _ops(result, "checkout") if e.get("phase") == "canonical"
+                and Shape.from_fields(e.get("shape")) == BRANCH_TIP)
+
+
+def _reached(e: Event) -> bool:
+    return bool(e.get("served")) and e.get("exit_code") == 0 and e.get("head") == e.get("commit")
 
 
 def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
@@ -25,6 +47,7 @@ def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
     result = scenario.run(repro_run, cfg, "under test")
     repro_results.record(result)
     assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
+    assert _reached(_branch_tip(result))
 
 
 def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
@@ -34,7 +57,14 @@ def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
     repro_results.record(result)
     assert result.verdict.outcome is Outcome.FAIL, (
         "stale reproduction: the pre-fix checkout was not flagged\n" + result.verdict.describe())
-    # shrunk to a two-commit repository: the smallest that a depth-1 clone cannot serve
-    smallest = str(result.figures["smallest_failing"])
-    assert any("smallest repository that shows it" in r for r in result.verdict.reasons)
-    assert smallest.count("commit") <= 3, smallest
+    tip = _branch_tip(result)
+    assert tip.get("served") and not _reached(tip), (
+        "the pre-fix checkout reached the branch's tip: the single-branch mechanism is "
+        "not what this run flagged\n" + result.verdict.describe())
+    assert any("single-branch mechanism" in r for r in result.verdict.reasons)
+    [minimal] = _ops(result, "minimal")
+    first, shrunk = (Shape.from_fields(minimal.get(k)) for k in ("first_shape", "shape"))
+    assert shrunk.size < first.size and shrunk not in CANONICAL, (first, shrunk)
+    failing = {Shape.from_fields(e.get("shape")) for e in _ops(result, "checkout")
+               if not _reached(e)}
+    assert {first, shrunk} <= failing  # both were really run and really failed
