@@ -161,8 +161,7 @@ class DockerProvider:
         finally:
             _save_logs(run, containers)
             for c in containers:
-                with contextlib.suppress(docker.errors.NotFound):
-                    c.remove(force=True)
+                _remove_container(c)
             with contextlib.suppress(docker.errors.NotFound):
                 network.remove()
 
@@ -202,6 +201,23 @@ def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
         raise ProvisionError(f"{name}: sshd did not accept a login within "
                              f"{READY_TIMEOUT_S:.0f} s: {exc}") from exc
     return host
+
+
+REMOVAL_WAIT_S = 30.0
+
+
+def _remove_container(c: Container) -> None:
+    """Force-remove; a removal already under way (a signal handler's, a cleanup's: Docker
+    answers 409) is waited for until the container is gone, not raised."""
+    try:
+        c.remove(force=True)
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            raise
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            c.wait(timeout=REMOVAL_WAIT_S, condition="removed")
 
 
 def _install_login(host: DockerHost, run: Run) -> None:
