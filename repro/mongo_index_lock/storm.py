@@ -207,9 +207,16 @@ def _kill(pid: int) -> None:
 
 
 def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
-    """Kill the instances (and their children) of dead runs, or of every run; wait them out."""
-    doomed = [(pid, run) for pid, run in leftover_instances()
-              if all_runs or run not in live_run_ids]
+    """Kill the instances (and their children) of dead runs, or of every run; wait them out.
+
+    Liveness is read again here, not only taken from `live_run_ids`: that list was made
+    before the reapers ahead of this one ran (seconds, with Docker), and a run that
+    started meanwhile may already have its storm going.
+    """
+    from repro.cleanup import live_runs
+
+    live = set() if all_runs else live_run_ids | set(live_runs().values())
+    doomed = [(pid, run) for pid, run in leftover_instances() if run not in live]
     for pid, _ in doomed:
         _kill(pid)
     pids = [pid for pid, _ in doomed]
