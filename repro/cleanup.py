@@ -100,13 +100,13 @@ def _reap_scratch(dead: Callable[[str], bool]) -> list[str]:
 
 
 def reap(all_runs: bool) -> list[str]:
-    live = {} if all_runs else live_runs()
+    """Liveness is read again before every reaper and every decision: a run that starts
+    while a reap is under way (Docker alone takes a second or more) keeps what it has."""
 
     def dead(short: str) -> bool:
-        return short not in live
+        return all_runs or short not in live_runs()
 
     removed: list[str] = []
-    live_ids = set(live.values())
     for module_name in REAPERS:
         try:
             module = importlib.import_module(module_name)
@@ -114,7 +114,7 @@ def reap(all_runs: bool) -> list[str]:
             continue  # that backend is not part of this checkout
         reaper = getattr(module, "reap", None)
         if reaper:
-            removed += reaper(all_runs, live_ids)
+            removed += reaper(all_runs, set() if all_runs else set(live_runs().values()))
     removed += _reap_netns(dead)
     removed += _reap_interfaces(dead)
     removed += _reap_nft(dead)

@@ -46,14 +46,28 @@ class Run:
 def start_run(reports_root: Path, run_id: str | None = None) -> Run:
     run_id = run_id or names.new_run_id()
     scratch = SCRATCH_ROOT / names.object_name(run_id)
-    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # pid, run id, and the pid's start time: a later reuse of the pid is not this run
-    (scratch / "owner.pid").write_text(
-        f"{os.getpid()}\n{run_id}\n{start_ticks(os.getpid())}\n")
+    _make_owned(scratch, f"{os.getpid()}\n{run_id}\n{start_ticks(os.getpid())}\n")
     reports = reports_root / run_id
     reports.mkdir(parents=True, exist_ok=True)
     return Run(run_id=run_id, scratch=scratch, reports=reports,
                key=generate_keypair(scratch / "id_ed25519"))
+
+
+def _make_owned(scratch: Path, owner: str) -> None:
+    """The scratch dir appears with its owner.pid already in it (pid, run id, the pid's
+    start time: a later reuse of the pid is not this run), so a concurrent cleanup never
+    sees it ownerless: it is made under a hidden name and renamed into place."""
+    if (scratch / "owner.pid").is_file():
+        (scratch / "owner.pid").write_text(owner)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{scratch.name}-", dir=scratch.parent))
+    (tmp / "owner.pid").write_text(owner)
+    try:
+        tmp.rename(scratch)
+    except OSError:  # it appeared meanwhile (the same run id started twice)
+        shutil.rmtree(tmp, ignore_errors=True)
+        scratch.mkdir(mode=0o700, exist_ok=True)
+        (scratch / "owner.pid").write_text(owner)
 
 
 def point_latest(reports_root: Path, run: Run) -> None:
