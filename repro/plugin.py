@@ -2,28 +2,40 @@
 
 Options: --repro-config FILE (TOML, the configuration under test; checked at
 start-up, a bad file is a one-line usage error), --repro-profile ci|full,
---repro-provider NAME (overrides every incident's provider), --repro-reports DIR.
+--repro-provider NAME (overrides every incident's provider), --repro-reports DIR,
+--repro-direction both|under-test|prefix (default both; the gate runs
+under-test): which direction of each incident runs. It is applied where a test
+asks for its configuration, not by test names: `Settings.for_incident` is the
+configuration under test and `Settings.with_fixture` a shipped fixture in its
+place (the pre-fix one), and each skips its test, saying so, when its direction
+is not selected (`Settings.selected` lets a test that runs both at once choose).
 
 Fixtures:
   repro_settings  the parsed configuration; `.for_incident(name)` gives the
-                  incident's config object, `.prefix_for(name, **changes)` the
-                  same with the pre-fix fixture swapped in
+                  incident's config object, `.with_fixture(name, key, fixture)`
+                  the same with a shipped fixture swapped in
   repro_run       the session's Run (created on first use: a run of only unit
                   tests writes no report); starting it reaps dead runs' leftovers
-  repro_results   `.record(IncidentResult)` for the report
+  repro_results   `.record(IncidentResult)` for the report; `.judged(run_once)`
+                  runs again an attempt that was inconclusive
 
-SIGTERM and SIGHUP become KeyboardInterrupt so that every `finally` (heal,
-host removal) runs; faults still injected are healed once more at exit.
-At the end the run's reports/<run id>/ gets summary.md, results.json,
+Every test under repro/<incident>/ is a *reproduction* (its incident named by
+its marker, else by its folder): the report has a row for each, whether it
+recorded a result or not (repro.report.record: a crash, an assertion that
+failed after the verdict, a skip with its reason), and its status agrees with
+pytest's exit status. SIGTERM and SIGHUP become KeyboardInterrupt so that every
+`finally` (heal, host removal) runs; faults still injected are healed once more
+at exit. At the end the run's reports/<run id>/ gets summary.md, results.json,
 junit.xml, index.html (with figures/), reports/latest points at it, and the
-terminal shows the table.
+terminal shows the table. A run whose reproductions were all skipped before they
+needed hosts still gets its report.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -36,11 +48,14 @@ from repro import config as cfgfile
 from repro.checks import Outcome
 from repro.errors import ConfigError, PrerequisiteError
 from repro.faults.base import ACTIVE
-from repro.report import html, summary
-from repro.report.results import IncidentResult, write_json
+from repro.report import html, record, summary
+from repro.report.record import RunReport, TestRecord
+from repro.report.results import IncidentResult
 from repro.run import Run, point_latest, start_run
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+UNDER_TEST, PREFIX, BOTH = "under-test", "prefix", "both"
+DIRECTIONS = (BOTH, UNDER_TEST, PREFIX)
 
 
 @dataclass
@@ -49,16 +64,36 @@ class Settings:
     profile: str
     provider: str | None
     user_config: bool
+    direction: str = BOTH  # --repro-direction
+
+    def selected(self, direction: str) -> bool:
+        """Whether `direction` (under-test or prefix) runs in this session."""
+        return self.direction in (BOTH, direction)
+
+    def select(self, direction: str) -> None:
+        """Skip the calling test unless `direction` runs in this session."""
+        if not self.selected(direction):
+            pytest.skip(f"not selected: --repro-direction {self.direction}")
 
     def for_incident(self, name: str) -> Any:
+        """The incident's configuration under test (skips when only pre-fix runs)."""
+        self.select(UNDER_TEST)
+        return self.configured(name)
+
+    def with_fixture(self, name: str, key: str, fixture: str) -> Any:
+        """The incident's config with one path key pointing at a shipped fixture (the
+        pre-fix one, or another shipped in place of the configuration under test): skips
+        when only the configuration under test runs."""
+        self.select(PREFIX)
+        return dataclasses.replace(self.configured(name), **{key: cfgfile.FIXTURES / fixture})
+
+    def configured(self, name: str) -> Any:
+        """The configuration under test as configured, whatever the direction (for a test
+        that looks at it before it chooses what to run)."""
         obj = incidents.config_for(name, self.file, self.profile)
         if self.provider and hasattr(obj, "provider"):
             obj = dataclasses.replace(obj, provider=self.provider)
         return obj
-
-    def with_fixture(self, name: str, key: str, fixture: str) -> Any:
-        """The incident's config with one path key pointing at a shipped fixture."""
-        return dataclasses.replace(self.for_incident(name), **{key: cfgfile.FIXTURES / fixture})
 
 
 @dataclass
@@ -67,6 +102,15 @@ class Session:
     reports_root: Path
     run: Run | None = None
     results: list[IncidentResult] = field(default_factory=list)
+    tests: dict[str, TestRecord] = field(default_factory=dict)  # node id -> reproduction
+    other_failures: list[str] = field(default_factory=list)     # failed tests outside repro/
+    current: str = ""  # node id of the test running now: its results name it
+    exit_status: int | None = None
+    finished: bool = False
+
+    def __repr__(self) -> str:  # short: pytest prints it in every failing test's traceback
+        return (f"Session(run={self.run.run_id if self.run else None}, "
+                f"{len(self.results)} results, {len(self.tests)} reproductions)")
 
     def ensure_run(self) -> Run:
         if self.run is None:
@@ -93,16 +137,23 @@ class Session:
         return result
 
     def record(self, result: IncidentResult) -> None:
+        result.test = result.test or self.current
         self.results.append(result)
         if self.run:
             self._write()
 
+    def report(self) -> RunReport:
+        return RunReport(self.run.run_id if self.run else "", self.results,
+                         list(self.tests.values()), self.other_failures, self.exit_status,
+                         self.finished)
+
     def _write(self) -> None:
         assert self.run
         out = self.run.reports
-        write_json(self.results, out / "results.json", self.run.run_id)
-        summary.write_markdown(self.results, out / "summary.md", self.run.run_id)
-        summary.write_junit(self.results, out / "junit.xml", self.run.run_id)
+        rep = self.report()
+        record.write_report_json(rep, out / "results.json")
+        summary.write_markdown(rep, out / "summary.md")
+        summary.write_junit(rep, out / "junit.xml")
         point_latest(self.reports_root, self.run)
 
 
@@ -119,6 +170,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="host backend for every incident: docker, qemu, ...")
     group.addoption("--repro-reports", metavar="DIR", default=str(PROJECT_ROOT / "reports"),
                     help="where reports/<run id>/ is written")
+    group.addoption("--repro-direction", choices=DIRECTIONS, default=BOTH,
+                    help="both (default), under-test (only the configurations under test: "
+                         "what the gate runs) or prefix (only the shipped fixtures)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -134,7 +188,8 @@ def pytest_configure(config: pytest.Config) -> None:
             incidents.validate_file(file, profile)
         else:
             file = cfgfile.read_file(cfgfile.FIXTURES / "default.toml")
-        settings = Settings(file, profile, config.getoption("--repro-provider"), bool(path))
+        settings = Settings(file, profile, config.getoption("--repro-provider"), bool(path),
+                            config.getoption("--repro-direction"))
         if settings.provider:
             from repro.hosts.base import get_provider
             get_provider(settings.provider)
@@ -182,14 +237,115 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
         pytest.fail(f"missing prerequisite: {exc}", pytrace=False)
 
 
+# ---- every reproduction in the report ------------------------------------------------------
+STARTED = "started"  # set-up done, no call reported yet
+
+
+def incident_of(item: pytest.Item) -> str | None:
+    """The incident a test reproduces: None unless it lives in a folder repro/<name>/; the
+    incident whose marker it carries, else the folder's name."""
+    folder = Path(str(item.path)).parent
+    if folder.parent.name != "repro":
+        return None
+    markers = {m.name for m in item.iter_markers()}
+    named = [i.name for i in incidents.INCIDENTS.values() if i.marker in markers]
+    return named[0] if named else folder.name
+
+
+def _why(report: pytest.TestReport) -> str:
+    """pytest's failure, error or skip reason, as one line."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (file, line, "Skipped: reason")
+        text = str(longrepr[2])
+    else:
+        crash = getattr(longrepr, "reprcrash", None)
+        text = str(crash.message) if crash is not None else str(longrepr or "")
+    return record.one_line(text.removeprefix("Skipped: "))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash.get(SESSION_KEY, None)
+    if state is None:
+        return
+    for item in session.items:
+        incident = incident_of(item)
+        if incident:
+            state.tests[item.nodeid] = TestRecord(item.nodeid, incident)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
+                            ) -> Generator[None, object, object]:
+    state = item.config.stash.get(SESSION_KEY, None)
+    if state is not None:
+        state.current = item.nodeid
+    try:
+        return (yield)
+    finally:
+        if state is not None:
+            state.current = ""
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees the report as it ends
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    state = item.config.stash.get(SESSION_KEY, None)
+    if state is not None:
+        _note(state, report)
+    return report
+
+
+def _note(state: Session, report: pytest.TestReport) -> None:
+    """Update the reproduction's record from one phase's report (others: count failures)."""
+    rec = state.tests.get(report.nodeid)
+    if rec is None:
+        if report.failed and report.nodeid not in state.other_failures:
+            state.other_failures.append(report.nodeid)
+        return
+    rec.duration_s = round(rec.duration_s + report.duration, 2)
+    if report.skipped:
+        rec.outcome, rec.message = record.SKIPPED, _why(report)
+    elif report.failed and report.when == "call":
+        rec.outcome, rec.message = record.FAILED, _why(report)
+    elif report.failed and not rec.failed:  # set-up or tear-down raised
+        rec.outcome = record.ERROR
+        rec.message = ("teardown: " if report.when == "teardown" else "") + _why(report)
+    elif report.passed and report.when == "setup":
+        rec.outcome = STARTED
+    elif report.passed and report.when == "call":
+        rec.outcome = record.PASSED
+    if state.run and report.when != "setup":
+        state._write()
+
+
+def _settle(state: Session, exitstatus: int) -> None:
+    """The session's end: its exit status, and what became of tests it never finished."""
+    state.exit_status, state.finished = int(exitstatus), True
+    for rec in state.tests.values():
+        if rec.outcome == STARTED:
+            rec.outcome = record.ERROR
+            rec.message = f"interrupted while running (pytest exit status {int(exitstatus)})"
+        elif rec.outcome == record.NOT_REACHED:
+            rec.message = rec.message or "not reached: the session stopped before it"
+    if state.run is None and any(r.outcome != record.NOT_REACHED for r in state.tests.values()):
+        try:  # every reproduction was skipped before it needed hosts: report that too
+            state.run = start_run(state.reports_root)
+        except Exception as exc:
+            print(f"repro: report not written: {type(exc).__name__}: {exc}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
     ACTIVE.heal_all()
-    if state is None or state.run is None:
+    if state is None:
+        return
+    _settle(state, exitstatus)
+    if state.run is None:
         return
     state._write()
     try:
-        html.write_html(state.results, state.run.reports, state.run.run_id)
+        html.write_html(state.report(), state.run.reports)
     except Exception as exc:  # the other reports are written; say what is missing
         print(f"repro: index.html not written: {type(exc).__name__}: {exc}")
     state.run.close()
@@ -198,9 +354,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
                             ) -> None:
     state = config.stash.get(SESSION_KEY, None)
-    if state is None or not state.results or state.run is None:
+    if state is None or state.run is None or not (state.results or state.tests):
         return
+    rep = state.report()
     terminalreporter.section("repro results")
-    terminalreporter.write_line(summary.table(state.results, fmt="simple"))
+    terminalreporter.write_line(summary.table(rep, fmt="simple"))
+    status = rep.status()
+    terminalreporter.write_line(status.headline, red=status.state == "bad",
+                                green=status.state == "good")
     terminalreporter.write_line(f"report: {state.run.reports / 'summary.md'}")
     terminalreporter.write_line(f"page:   {state.run.reports / 'index.html'}")

@@ -170,3 +170,31 @@ def test_page_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> Non
     below_table = (0, 300, WIDTH, HEIGHT)
     assert share(below_table, over_white(timeline.FAULT_COLOUR, 0.18), tol=6) > 0.01
     assert share(below_table, over_white(timeline.GAP_COLOUR, 0.3), tol=6) > 0.0005
+
+
+def test_the_banner_is_red_when_pytest_failed_though_every_result_was_as_expected(
+        tmp_path: Path) -> None:
+    from repro.report.record import RunReport, TestRecord
+    ok = IncidentResult("mtu_wedge", "under test", "/x/fixed.sh", "docker", Verdict(Outcome.PASS),
+                        Outcome.PASS, 1.0, test="repro/mtu_wedge/test_x.py::test_a")
+    report = RunReport("r1", [ok], [
+        TestRecord("repro/mtu_wedge/test_x.py::test_a", "mtu_wedge", "passed"),
+        TestRecord("repro/slowclone/test_x.py::test_b", "slowclone", "error",
+                   "ProvisionError: sshd never answered"),
+        TestRecord("repro/mongo_index_lock/test_x.py::test_c", "mongo_index_lock", "skipped",
+                   "not run: no MongoDB server")], exit_status=1)
+    page = _Page()
+    page.feed(html.render(report, tmp_path))
+    text = " ".join(page.text)
+    assert '<header class="banner bad">' in html.render(report, tmp_path)
+    assert "FAILED: All 1 results as expected; 1 crashed before a result; 1 not run " \
+           "(pytest exit status 1)" in text
+    assert "ProvisionError: sshd never answered" in text and "not run: no MongoDB server" in text
+    assert page.rows == 4  # the header and a row per reproduction
+    sections = [ref for ref in page.links if ref.startswith("#")]
+    assert len(sections) == 3 and all(f'id="{ref[1:]}"' in html.render(report, tmp_path)
+                                      for ref in sections)
+    green = RunReport("r2", [ok], report.tests[:1], exit_status=0)
+    assert '<header class="banner good">' in html.render(green, tmp_path)
+    running = RunReport("r3", [ok], report.tests[:1], finished=False)
+    assert "(run in progress)" in html.render(running, tmp_path)

@@ -1,9 +1,12 @@
 """index.html: the static page a person opens first after a run (no server needed).
 
 Model: one page per run directory (reports/<run id>/index.html). Top: a
-banner that says at a glance whether every result was the expected one, then
-the verdict table (the same rows as summary.md, each linking to its
-section). Then one section per incident result: verdict badge, the checker's
+banner that says at a glance whether the run is good (RunReport.status: red
+whenever pytest's session was not OK, a reproduction crashed or failed after
+its verdict, or a verdict was not the expected one; grey when nothing was
+judged), then the verdict table (the same rows as summary.md, each linking to
+its section; reproductions without a result included, with pytest's error or
+skip reason). Then one section per row: for a result its verdict badge, the checker's
 reasons, the timeline PNG drawn from the result's history.jsonl
 (repro.report.timeline, written to figures/), any figures the incident drew
 itself, the measured figures, and links to the raw artefacts (history,
@@ -22,7 +25,10 @@ from urllib.parse import quote
 
 from repro.history import load
 from repro.report import summary, timeline
+from repro.report.record import Row, RunReport
 from repro.report.results import IncidentResult
+
+OK_CLASS = {"yes": "yes", "NO": "no", "re-run": "rerun", "not run": "notrun"}
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; color: #1b1b1b; background: #fafafa; }
@@ -31,14 +37,17 @@ main { padding: 0 24px 40px; max-width: 1200px; }
 .banner h1 { margin: 0 0 4px; font-size: 22px; }
 .banner p { margin: 0; font-size: 18px; font-weight: 600; }
 .banner.good { background: #2e7d32; } .banner.bad { background: #b71c1c; }
+.banner.void { background: #616161; }
 table { border-collapse: collapse; margin: 8px 0 16px; background: white; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
 th { background: #eceff1; }
 td.ok-yes { background: #c8e6c9; } td.ok-no { background: #ffcdd2; font-weight: 700; }
+td.ok-notrun { background: #eeeeee; font-style: italic; } td.ok-rerun { color: #616161; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 4px; color: white;
          font-size: 14px; vertical-align: middle; }
 .v-pass { background: #2e7d32; } .v-fail { background: #c62828; }
 .v-inconclusive { background: #ef6c00; } .v-unknown { background: #616161; }
+.v-error { background: #6a1b9a; } .v-notrun { background: #9e9e9e; }
 section.result { border-top: 2px solid #cfd8dc; margin-top: 24px; }
 img.timeline { max-width: 100%; border: 1px solid #ddd; background: white; }
 .missing { color: #b71c1c; }
@@ -88,7 +97,7 @@ def _timeline(r: IncidentResult, run_dir: Path, slug: str) -> tuple[Path | None,
         return None, f"timeline not drawn: {type(exc).__name__}: {exc}"
 
 
-def _section(r: IncidentResult, run_dir: Path, slug: str) -> str:
+def _section(r: IncidentResult, run_dir: Path, slug: str, test_error: str = "") -> str:
     e = html.escape
     met = "as expected" if r.as_expected else "<b>NOT as expected</b>"
     out = [f'<section class="result" id="{slug}">',
@@ -98,6 +107,9 @@ def _section(r: IncidentResult, run_dir: Path, slug: str) -> str:
            f"<p>configuration <code>{e(r.configuration)}</code> on <code>{e(r.provider)}</code>"
            f"{', target ' + e(r.target) if r.target else ''}; expected "
            f"<b>{r.expected.value}</b>: {met}; {r.duration_s} s</p>"]
+    if test_error:
+        out.append(f'<p class="missing">the test failed after recording this result: '
+                   f"{e(test_error)}</p>")
     if r.verdict.reasons:
         out.append("<ul class=\"reasons\">" + "".join(f"<li>{e(x)}</li>"
                                                      for x in r.verdict.reasons) + "</ul>")
@@ -127,38 +139,64 @@ def _section(r: IncidentResult, run_dir: Path, slug: str) -> str:
     return "\n".join(out)
 
 
-def render(results: list[IncidentResult], run_dir: Path, run_id: str) -> str:
+def _test_section(row: Row, slug: str) -> str:
+    """A reproduction that recorded no result: what pytest said about it."""
     e = html.escape
-    bad = [r for r in results if not r.as_expected and not r.superseded]
-    headline = (f"{len(bad)} of {len(results)} results NOT as expected" if bad else
-                f"All {len(results)} results as expected" if results else "No results recorded")
-    slugs = [_slug(r.incident, r.label, str(i)) for i, r in enumerate(results, start=1)]
+    rec = row.record
+    assert rec is not None
+    return "\n".join([
+        f'<section class="result" id="{slug}">',
+        f"<h2>{e(row.incident)} — {e(rec.name)} "
+        f'<span class="badge v-{"error" if rec.failed else "notrun"}">{e(row.verdict.upper())}'
+        "</span></h2>",
+        f"<p>test <code>{e(rec.nodeid)}</code>: {e(rec.outcome)}"
+        + (f": {e(rec.message)}" if rec.message else "") + f"; {rec.duration_s} s</p>",
+        "</section>"])
+
+
+def render(report: RunReport | list[IncidentResult], run_dir: Path, run_id: str = "") -> str:
+    e = html.escape
+    report = summary.as_report(report, run_id)
+    rows = report.rows()
+    status = report.status()
+    slugs = [_slug(r.incident, r.label, str(i)) for i, r in enumerate(rows, start=1)]
     head = "".join(f"<th>{e(c)}</th>" for c in summary.COLUMNS)
     body = []
-    for slug, r, row in zip(slugs, results, summary.rows(results), strict=True):
-        cells = [f'<td><a href="#{slug}">{e(str(row[0]))}</a></td>']
-        for col, value in zip(summary.COLUMNS[1:], row[1:], strict=True):
-            cls = {"ok": f' class="ok-{"yes" if r.as_expected else "no"}"',
-                   "verdict": f' class="verdict-{e(str(value))}"'}.get(col, "")
+    for slug, row in zip(slugs, rows, strict=True):
+        values = summary.cells(row)
+        cells = [f'<td><a href="#{slug}">{e(str(values[0]))}</a></td>']
+        for col, value in zip(summary.COLUMNS[1:], values[1:], strict=True):
+            cls = {"ok": f' class="ok-{OK_CLASS.get(row.ok, "no")}"',
+                   "verdict": f' class="verdict-{_slug(str(value))}"'}.get(col, "")
             cells.append(f"<td{cls}>{e(str(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    sections = [_section(r, run_dir, s) for r, s in zip(results, slugs, strict=True)]
+    sections = [_section(row.result, run_dir, s, row.error) if row.result
+                else _test_section(row, s)
+                for row, s in zip(rows, slugs, strict=True)]
+    others = ["<h2>Other tests that failed</h2><ul>"
+              + "".join(f"<li><code>{e(n)}</code></li>" for n in report.other_failures)
+              + "</ul>"] if report.other_failures else []
     files = [f for f in ("summary.md", "results.json", "junit.xml") if (run_dir / f).exists()]
     return "\n".join([
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>repro run {e(run_id)}</title><style>{STYLE}</style></head><body>",
-        f'<header class="banner {"bad" if bad or not results else "good"}">',
-        f"<h1>repro run {e(run_id)}</h1><p class=\"headline\">{e(headline)}</p></header>",
+        f"<title>repro run {e(report.run_id)}</title><style>{STYLE}</style></head><body>",
+        f'<header class="banner {status.state}">',
+        f"<h1>repro run {e(report.run_id)}</h1>"
+        f'<p class="headline">{e(status.headline)}</p></header>',
         "<main>", "<h2>Verdicts</h2>",
         "<p>Each incident runs its configuration under test (expected: pass) and its pre-fix "
-        "fixture (expected: fail); <b>ok</b> says whether the verdict was the expected one.</p>",
-        f'<table class="verdicts"><tr>{head}</tr>', *body, "</table>", *sections,
+        "fixture (expected: fail); <b>ok</b> says whether the verdict was the expected one and "
+        "its test passed; <b>test</b> is pytest's outcome. A reproduction that recorded no "
+        "result has a row of its own: <b>error</b> (it crashed first) or <b>not run</b> "
+        "(skipped), with why.</p>",
+        f'<table class="verdicts"><tr>{head}</tr>', *body, "</table>", *sections, *others,
         "<h2>Run files</h2><ul>"
         + "".join(f'<li><a href="{quote(f)}">{e(f)}</a></li>' for f in files) + "</ul>",
         "</main></body></html>", ""])
 
 
-def write_html(results: list[IncidentResult], run_dir: Path, run_id: str) -> Path:
+def write_html(report: RunReport | list[IncidentResult], run_dir: Path, run_id: str = ""
+               ) -> Path:
     path = run_dir / "index.html"
-    path.write_text(render(results, run_dir, run_id), encoding="utf-8")
+    path.write_text(render(report, run_dir, run_id), encoding="utf-8")
     return path

@@ -4,7 +4,8 @@ Model: a scenario returns an IncidentResult: which configuration ran, what
 verdict it got, what verdict was expected (pass for the configuration under
 test, fail for a pre-fix fixture), the figures the checker measured and the
 artefacts it left (history, captures, console logs). `as_expected` is what
-the report and the pytest assertion both read.
+the report and the pytest assertion both read; what pytest made of the test
+that recorded it (and of tests that recorded nothing) is repro.report.record.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class IncidentResult:
     artefacts: dict[str, str] = field(default_factory=dict)
     target: str = ""
     superseded: bool = False  # an inconclusive attempt that was run again
+    test: str = ""  # pytest node id of the test that recorded it (repro.report.record)
 
     @property
     def as_expected(self) -> bool:
@@ -52,7 +54,7 @@ class IncidentResult:
             verdict=Verdict(Outcome(v["outcome"]), tuple(v["reasons"]), v["figures"]),
             expected=Outcome(d["expected"]), duration_s=d["duration_s"], figures=d["figures"],
             artefacts=d["artefacts"], target=d.get("target", ""),
-            superseded=d.get("superseded", False))
+            superseded=d.get("superseded", False), test=d.get("test", ""))
 
 
 def write_json(results: list[IncidentResult], path: Path, run_id: str) -> None:
