@@ -3,10 +3,16 @@
 Model: the gate runs the chosen incidents' configurations under test (the
 fixed ones, fixtures/default.toml, unless --config names another file) once
 on the baseline image and once on the candidate, each as its own pytest run
-(`-k configuration_under_test`, the image's provider through
---repro-provider, reports under reports/<gate run>/<side>/), one after the
-other (a run wants the machine's cores to itself). Each side yields one
-IncidentResult per incident; `compare` lines them up:
+(the incidents' markers, `--repro-direction under-test`: the plugin skips
+every run of a shipped fixture, whatever the test is called; the image's
+provider through --repro-provider: a test that forces another backend skips;
+reports under reports/<gate run>/<side>/), one after the other (a run wants
+the machine's cores to itself). Each side keys its results by incident and
+provider: only a result of a configuration under test (expected pass) on the
+image's own provider counts (`side_results`), so no verdict from another
+backend's hosts (a local QEMU guest on a Docker gate) can stand for the image.
+A pass whose test then failed an assertion counts as unknown. `compare` lines
+the sides up:
 
   ok          passes on the candidate, and on the baseline (or the baseline
               gave no verdict: the candidate showed the fixed behaviour)
@@ -19,9 +25,11 @@ IncidentResult per incident; `compare` lines them up:
   fixed       failed on the baseline, passes on the candidate
   fails on both  reported, not a regression (the baseline is no reference)
 
-A result that is inconclusive or missing says the measurement failed, not
-the image (a starved observer, a fault that missed its target): such
-incidents run once more on that side before the comparison (`retries`).
+A result that is inconclusive, unknown or missing says the measurement failed,
+not the image (a starved observer, a fault that missed its target): such
+incidents run once more on that side before the comparison (`retries`). A
+failure is never run again, even with inconclusive reasons beside it
+(Verdict.judge ranks it first): one observed failure is the incident.
 
 The gate writes gate.md (the side-by-side table and the candidate's
 reasons), gate.json and junit.xml (one test case per incident, a failure per
@@ -30,6 +38,7 @@ regression) into reports/<gate run>/ and points reports/latest at it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -42,15 +51,18 @@ from pathlib import Path
 from tabulate import tabulate
 
 from repro import cleanup, doctor, images, incidents
-from repro.checks import Outcome
+from repro.checks import Outcome, Verdict
 from repro.errors import ConfigError
 from repro.images import ImageRef
-from repro.report.results import IncidentResult, read_json
+from repro.report.record import RunReport, read_report
+from repro.report.results import IncidentResult
 from repro.run import Run, point_latest, start_run
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SIDES = ("baseline", "candidate")
-SELECT = "configuration_under_test"  # every incident's test of its configuration under test
+DIRECTION = "under-test"  # --repro-direction: only the configurations under test run
+RERUN = (Outcome.INCONCLUSIVE, Outcome.UNKNOWN)  # the measurement failed: run once more
+RANK = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.UNKNOWN: 1, Outcome.FAIL: 2}
 STOP_GRACE_S = 90.0  # a side past its timeout gets this long to clean up after SIGTERM
 
 
@@ -64,6 +76,7 @@ class Side:
     errors: dict[str, str] = field(default_factory=dict)  # incident -> pytest's failure line
     log: Path | None = None
     retried: list[str] = field(default_factory=list)  # incidents run again (inconclusive)
+    ignored: list[str] = field(default_factory=list)  # results not from the image's hosts
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,8 @@ def pytest_argv(image: ImageRef, chosen: list[str], reports: Path, config: Path 
                 profile: str) -> list[str]:
     markers = " or ".join(incidents.INCIDENTS[n].marker for n in chosen)
     argv = [sys.executable, "-m", "pytest", str(PROJECT_ROOT / "repro"), "-m", markers,
-            "-k", SELECT, "--repro-provider", image.provider, "--repro-profile", profile,
+            "--repro-direction", DIRECTION, "--repro-provider", image.provider,
+            "--repro-profile", profile,
             "--repro-reports", str(reports), "--junitxml", str(reports / "pytest.xml"),
             "-p", "no:cacheprovider", "-q"]
     return argv + (["--repro-config", str(config)] if config else [])
@@ -121,8 +135,7 @@ def run_side(side: Side, chosen: list[str], run: Run, config: Path | None, profi
         side.errors.update(errors)
         for n in results:
             side.errors.pop(n, None)
-        todo = [n for n in todo if n not in results or results[n].verdict.outcome
-                in (Outcome.INCONCLUSIVE, Outcome.UNKNOWN)]
+        todo = [n for n in todo if n not in results or results[n].verdict.outcome in RERUN]
         if not todo or side.exit_code is None or attempt == retries:
             break  # (a side that timed out is not run again)
         side.retried += todo
@@ -154,16 +167,56 @@ def _attempt(side: Side, chosen: list[str], reports: Path, run: Run, config: Pat
         tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
         raise ConfigError(f"{side.name} run on {side.image} could not start: {tail[0]} "
                           f"(log: {log_path})")
-    results: dict[str, IncidentResult] = {}
     latest = reports / "latest" / "results.json"
-    if latest.is_file():
-        for r in read_json(latest)[1]:
-            if r.expected is Outcome.PASS and r.incident in chosen:
-                results[r.incident] = r
+    report = read_report(latest) if latest.is_file() else None
+    results: dict[str, IncidentResult] = {}
     errors = _pytest_failures(reports / "pytest.xml")
-    if code is None:
-        errors = {n: f"timed out after {timeout_s:.0f} s" for n in chosen} | errors
+    if report is not None:
+        results, ignored = side_results(report, side.image, chosen)
+        side.ignored += ignored
+        errors = _test_failures(report) | errors
+    if code is None:  # the timeout first: what pytest said then came of our SIGTERM
+        errors = {n: f"timed out after {timeout_s:.0f} s"
+                  + (f" ({errors[n]})" if n in errors else "") for n in chosen}
     return results, errors, code, log_path
+
+
+def side_results(report: RunReport, image: ImageRef, chosen: list[str]
+                 ) -> tuple[dict[str, IncidentResult], list[str]]:
+    """incident -> the result that judges the image: a configuration under test (expected
+    pass), not a superseded attempt, run on the image's own provider (the worst such one,
+    should there be several); and what was set aside as not from the image's hosts."""
+    found: dict[str, IncidentResult] = {}
+    ignored: list[str] = []
+    records = {t.nodeid: t for t in report.tests}
+    for r in report.results:
+        if r.superseded or r.expected is not Outcome.PASS or r.incident not in chosen:
+            continue
+        if r.provider != image.provider:
+            ignored.append(f"{r.incident} {r.label!r} on {r.provider}")
+            continue
+        rec = records.get(r.test)
+        if r.verdict.outcome is Outcome.PASS and rec is not None and rec.failed:
+            r = dataclasses.replace(r, verdict=Verdict(
+                Outcome.UNKNOWN, (f"the test failed after a pass verdict: {rec.message}",),
+                r.verdict.figures))
+        prev = found.get(r.incident)
+        if prev is None or RANK[r.verdict.outcome] > RANK[prev.verdict.outcome]:
+            found[r.incident] = r
+    return found, ignored
+
+
+def _test_failures(report: RunReport) -> dict[str, str]:
+    """incident -> why it may have no result: pytest's one line for its first reproduction
+    that failed or errored, else the first skip reason (other than a direction not run)."""
+    found: dict[str, str] = {}
+    for t in report.tests:
+        if t.failed:
+            found.setdefault(t.incident, f"{t.name}: {t.message}")
+    for t in report.tests:
+        if t.not_run and t.message and not t.message.startswith("not selected:"):
+            found.setdefault(t.incident, f"{t.name} not run: {t.message}")
+    return found
 
 
 def _pytest_failures(junit: Path) -> dict[str, str]:
@@ -236,7 +289,9 @@ def write_reports(rows: list[Row], base: Side, cand: Side, out: Path) -> None:
             lines += [f"- {d}" for d in r.detail] + [""]
     lines += [f"- {s.name} reports: `{s.reports}` (pytest log `{s.log}`)"
               + (f"; run again after an inconclusive result: {', '.join(s.retried)}"
-                 if s.retried else "") for s in (base, cand)]
+                 if s.retried else "")
+              + (f"; set aside (not the image's hosts): {'; '.join(s.ignored)}"
+                 if s.ignored else "") for s in (base, cand)]
     (out / "gate.md").write_text("\n".join(lines) + "\n")
     (out / "gate.json").write_text(json.dumps({
         "baseline": str(base.image), "candidate": str(cand.image), "blocked": bool(blocked),

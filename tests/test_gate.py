@@ -4,6 +4,7 @@ the mtu_wedge symptom back is blocked, an identical image passes."""
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from repro import cli, gate, images
 from repro.checks import Outcome, Verdict
 from repro.errors import ConfigError
 from repro.images import ImageRef
+from repro.report.record import RunReport, TestRecord
 from repro.report.results import IncidentResult
 from repro.run import Run, start_run
 from tests.leftovers import leftovers
@@ -72,6 +74,101 @@ def test_inconclusive_results_run_again_once(monkeypatch: pytest.MonkeyPatch,
     assert attempts == [["a", "b"], ["a"]] and s.retried == ["a"]
     assert {n: r.verdict.outcome.value for n, r in s.results.items()} == {"a": "pass",
                                                                           "b": "pass"}
+
+
+def test_a_failure_with_inconclusive_reasons_is_a_regression_and_never_run_again(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fail outranks inconclusive (Verdict.judge): one observed failure is the incident."""
+    attempts: list[list[str]] = []
+    failed = Verdict.judge(["repro-ab12-target answered TCP but its ssh sessions froze"],
+                           ["the streams moved nothing"], {})
+    assert failed.outcome is Outcome.FAIL
+
+    def attempt(s: gate.Side, chosen: list[str], reports: Path, *rest: object
+                ) -> tuple[dict[str, IncidentResult], dict[str, str], int, Path]:
+        attempts.append(list(chosen))
+        results = side("x", {"a": "pass"}).results  # a second attempt would pass
+        if len(attempts) == 1:
+            results["a"] = dataclasses.replace(results["a"], verdict=failed)
+        return results, {}, 1, reports / "pytest.log"
+
+    monkeypatch.setattr(gate, "_attempt", attempt)
+    cand = gate.run_side(gate.Side("candidate", ImageRef("docker", "x"), tmp_path), ["a"],
+                         None, None, "ci", 60, retries=3)  # type: ignore[arg-type]
+    assert attempts == [["a"]] and cand.retried == []
+    [row] = gate.compare(side("base", {"a": "pass"}), cand, ["a"])
+    assert row.status == "REGRESSION" and row.candidate == "fail"
+    assert row.detail == ("candidate: repro-ab12-target answered TCP but its ssh sessions froze",
+                          "candidate: the streams moved nothing")
+
+
+def test_unknown_and_missing_results_run_again_but_a_pass_does_not(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    attempts: list[list[str]] = []
+    outcomes = iter([{"a": "unknown", "b": "pass"}, {"a": "pass", "c": "pass"}])
+
+    def attempt(s: gate.Side, chosen: list[str], reports: Path, *rest: object
+                ) -> tuple[dict[str, IncidentResult], dict[str, str], int, Path]:
+        attempts.append(list(chosen))
+        return side("x", next(outcomes)).results, {}, 1, reports / "pytest.log"
+
+    monkeypatch.setattr(gate, "_attempt", attempt)
+    s = gate.run_side(gate.Side("base", ImageRef("docker", "x"), tmp_path), ["a", "b", "c"],
+                      None, None, "ci", 60)  # type: ignore[arg-type]
+    assert attempts == [["a", "b", "c"], ["a", "c"]] and s.retried == ["a", "c"]
+
+
+def test_each_side_runs_the_configurations_under_test_by_marker_and_provider() -> None:
+    argv = gate.pytest_argv(ImageRef("docker", "cand"), ["mtu_wedge", "slowclone"],
+                            Path("/r"), None, "ci")
+    assert "-k" not in argv
+    assert argv[argv.index("-m", 3) + 1] == "mtu or slowclone"  # (after python -m pytest)
+    assert argv[argv.index("--repro-direction") + 1] == "under-test"
+    assert argv[argv.index("--repro-provider") + 1] == "docker:cand"
+
+
+def test_only_the_images_own_results_of_a_configuration_under_test_judge_it() -> None:
+    def result(incident: str, label: str, provider: str, outcome: str,
+               expected: str = "pass", test: str = "", superseded: bool = False
+               ) -> IncidentResult:
+        return IncidentResult(incident, label, "fixed.sh", provider,
+                              Verdict(Outcome(outcome), (f"{label} said {outcome}",)),
+                              Outcome(expected), 1.0, superseded=superseded, test=test)
+
+    report = RunReport("r", [
+        result("slowclone", "under test", "docker:cand", "pass"),
+        result("slowclone", "qemu under test", "qemu", "fail"),           # a local guest
+        result("slowclone", "prefix fixture", "docker:cand", "fail", "fail"),
+        result("mtu_wedge", "under test", "docker:cand", "inconclusive", superseded=True),
+        result("mtu_wedge", "under test (attempt 2)", "docker:cand", "pass", test="t::m"),
+        result("single_branch", "under test", "docker:cand", "pass"),
+        result("single_branch", "fixed on x", "docker:cand", "inconclusive"),
+    ], [TestRecord("t::m", "mtu_wedge", "failed", "AssertionError: no capture")])
+    found, ignored = gate.side_results(report, ImageRef("docker", "cand"),
+                                       ["slowclone", "mtu_wedge", "single_branch"])
+    assert {n: (r.label, r.verdict.outcome.value) for n, r in found.items()} == {
+        "slowclone": ("under test", "pass"),
+        "mtu_wedge": ("under test (attempt 2)", "unknown"),  # its test failed after a pass
+        "single_branch": ("fixed on x", "inconclusive")}     # the worst of the image's own
+    assert found["mtu_wedge"].verdict.reasons == (
+        "the test failed after a pass verdict: AssertionError: no capture",)
+    assert ignored == ["slowclone 'qemu under test' on qemu"]
+
+
+def test_an_incident_without_a_result_says_why() -> None:
+    report = RunReport("r", [], [
+        TestRecord("a::test_prefix_fixture_is_flagged", "mtu_wedge", "skipped",
+                   "not selected: --repro-direction under-test"),
+        TestRecord("a::test_configuration_under_test", "mtu_wedge", "error",
+                   "ProvisionError: sshd never answered"),
+        TestRecord("b::test_prefix_fixture_is_flagged", "slowclone", "skipped",
+                   "not selected: --repro-direction under-test"),
+        TestRecord("b::test_on_qemu", "slowclone", "skipped",
+                   "--repro-provider docker:x names another backend; this test forces qemu")])
+    assert gate._test_failures(report) == {
+        "mtu_wedge": "test_configuration_under_test: ProvisionError: sshd never answered",
+        "slowclone": "test_on_qemu not run: --repro-provider docker:x names another backend; "
+                     "this test forces qemu"}
 
 
 def test_reports_fail_junit_only_for_regressions(tmp_path: Path) -> None:
