@@ -198,3 +198,6 @@ def test_the_banner_is_red_when_pytest_failed_though_every_result_was_as_expecte
     assert '<header class="banner good">' in html.render(green, tmp_path)
     running = RunReport("r3", [ok], report.tests[:1], finished=False)
     assert "(run in progress)" in html.render(running, tmp_path)
+    # results alone (no session recorded): never green, since pytest's verdict is unknown
+    bare = html.render([ok], tmp_path, "r4")
+    assert '<header class="banner void">' in bare and "exit status not recorded" in bare

@@ -15,8 +15,9 @@ recorded none, in collection order; `status()` is the headline every report show
 A run is green only when pytest's session finished OK (exit 0) and every row is
 as expected: a crash, an assertion that failed after its verdict, a test outside
 the reproductions that failed, or a non-zero exit makes it red, whatever the
-verdicts say. A run with nothing judged (everything skipped) or still in progress
-is neither.
+verdicts say. A run with nothing judged (everything skipped), still in progress,
+or whose exit status is not known (results without a session, from an older
+caller) is neither.
 """
 
 from __future__ import annotations
@@ -154,11 +155,12 @@ class RunReport:
         session_bad = self.exit_status not in (None, 0)
         red = bool(unexpected or after or crashed or self.other_failures or session_bad)
         pytest_says = (f"pytest exit status {self.exit_status}" if session_bad
-                       else "pytest passed" if self.exit_status == 0 else "")
-        headline = "; ".join(parts) + (f" ({pytest_says})" if pytest_says else "")
+                       else "pytest passed" if self.exit_status == 0
+                       else "pytest's exit status not recorded")
+        headline = "; ".join(parts) + f" ({pytest_says})"
         if red:
             return Status("bad", "FAILED: " + headline)
-        return Status("good" if judged else "void", headline)
+        return Status("good" if judged and self.exit_status == 0 else "void", headline)
 
     def to_dict(self) -> dict[str, Any]:
         records = {t.nodeid: t for t in self.tests}
