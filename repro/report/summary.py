@@ -47,7 +47,10 @@ def _short(value: object) -> str:
 
 
 def note(row: Row, limit: int = TABLE_NOTE_CHARS) -> str:
-    text = row.error or (key_figures(row.result) if row.result else "")
+    """Key figures; pytest's line instead when it says more than the verdict (no result,
+    or an expected verdict and still a failed test)."""
+    r = row.result
+    text = key_figures(r) if r and not (row.error and r.as_expected) else row.error
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
