@@ -188,7 +188,7 @@ def check_aws() -> list[Check]:
     """Credentials from the environment/config files only: no metadata service, no API call."""
     import botocore.session
 
-    from repro.hosts.ec2 import Ec2Settings
+    from repro.hosts.ec2 import Ec2Settings, resolve_region
     before = os.environ.get("AWS_EC2_METADATA_DISABLED")
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     try:
@@ -204,8 +204,9 @@ def check_aws() -> list[Check]:
                  "~/.aws", "export AWS_PROFILE=... (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY);"
                  " see docs/ec2.md", backend="ec2")]
     missing = settings.missing()
+    _, region_from = resolve_region()
     out.append(Check("EC2 settings", not missing,
-                     f"region {settings.region}, AMI {settings.ami}, cap "
+                     f"region {settings.region} (from {region_from}), AMI {settings.ami}, cap "
                      f"{settings.max_instances} instances" if not missing else
                      f"not set: {', '.join(missing)}",
                      "" if not missing else f"export {' '.join(m + '=...' for m in missing)}"

@@ -1,6 +1,7 @@
 """The ec2 backend against moto's server (the API) with Docker containers as the
 instances' bodies (tests/ec2cloud.py): life cycle, failed starts, the cap, the
-dead man's switch, expiry and the janitor, and what `repro cleanup` touches."""
+dead man's switch, expiry and the janitor, and what `repro cleanup` touches; the
+region comes from one place (resolve_region) for the backend, janitor and cleanup."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from repro.errors import PrerequisiteError, ProvisionError
+from repro import cleanup, cli
+from repro.errors import ConfigError, PrerequisiteError, ProvisionError
 from repro.hosts import ec2 as ec2mod
 from repro.hosts import ec2_janitor
 from repro.hosts.base import get_provider
-from repro.hosts.ec2 import Ec2Provider, Ec2Settings
+from repro.hosts.ec2 import REGION_VARS, Ec2Provider, Ec2Settings, resolve_region
 from repro.run import Run, start_run
 from tests.ec2cloud import FakeCloud, moto_server
 from tests.leftovers import leftovers
@@ -37,7 +39,7 @@ def endpoint() -> Iterator[str]:
 @pytest.fixture
 def aws(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Credentials and endpoint for moto only; a fresh region per test keeps state apart."""
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "REPRO_EC2_REGION"):
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", *REGION_VARS):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -89,8 +91,59 @@ def test_settings_come_from_the_environment() -> None:
         "eu-west-1", "ami-0123456789abcdef0", ("sg-1", "sg-2"), 3, 45.0)
     assert Ec2Settings.from_env({"AWS_REGION": "us-east-2"}, ami="ami-1").missing() == []
     assert Ec2Settings.from_env({}).missing() == ["REPRO_EC2_REGION", "REPRO_EC2_AMI"]
-    with pytest.raises(PrerequisiteError, match="REPRO_EC2_MAX_INSTANCES"):
-        Ec2Settings.from_env({"REPRO_EC2_MAX_INSTANCES": "many"})
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"REPRO_EC2_MAX_INSTANCES": "many"}, "REPRO_EC2_MAX_INSTANCES: expected an integer"),
+    ({"REPRO_EC2_MAX_INSTANCES": "0"}, "REPRO_EC2_MAX_INSTANCES: must be at least 1"),
+    ({"REPRO_EC2_TTL_MIN": "nan"}, "REPRO_EC2_TTL_MIN: must be a positive number"),
+    ({"REPRO_EC2_LAUNCH_TIMEOUT_S": "0"}, "REPRO_EC2_LAUNCH_TIMEOUT_S: must be a positive"),
+    ({"REPRO_EC2_ADDRESS": "elastic"}, "REPRO_EC2_ADDRESS: must be private or public"),
+    ({"REPRO_EC2_AMI": "debian-12"}, "REPRO_EC2_AMI: must be an AMI id"),
+])
+def test_a_malformed_setting_is_a_config_error_naming_its_variable(
+        env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Ec2Settings.from_env(env)
+    assert str(err.value).startswith(says) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, ("", "")),
+    ({"AWS_DEFAULT_REGION": "us-west-2"}, ("us-west-2", "AWS_DEFAULT_REGION")),
+    ({"AWS_DEFAULT_REGION": "us-west-2", "AWS_REGION": "us-east-2"},
+     ("us-east-2", "AWS_REGION")),
+    ({"AWS_DEFAULT_REGION": "us-west-2", "AWS_REGION": "us-east-2",
+      "REPRO_EC2_REGION": "eu-west-1"}, ("eu-west-1", "REPRO_EC2_REGION")),
+    ({"REPRO_EC2_REGION": " ", "AWS_REGION": "us-east-2"}, ("us-east-2", "AWS_REGION")),
+])
+def test_the_region_is_the_first_of_repro_then_aws_then_aws_default(
+        env: dict[str, str], expected: tuple[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_region(env) == expected
+    assert Ec2Settings.from_env(env).region == expected[0]  # the backend's settings
+    for var in REGION_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert resolve_region() == expected  # the janitor, cleanup and doctor read os.environ
+
+
+def test_a_region_without_aws_access_is_one_line_and_the_run_still_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """AWS_REGION set in a shell with no credentials: reap says so, removes nothing."""
+    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN", *REGION_VARS):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-north-1")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:9")  # nothing listens there
+    assert ec2_janitor.reap(all_runs=False, live_run_ids=set()) == []
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("repro: EC2 instances in eu-north-1 (from AWS_REGION) not checked")
 
 
 def test_provider_spec_carries_the_ami(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,7 +155,8 @@ def test_provider_spec_carries_the_ami(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unconfigured_ec2_is_a_prerequisite_error_and_reap_never_calls_aws(
         run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("REPRO_EC2_REGION", raising=False)
+    for var in REGION_VARS:
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:9")  # nothing listens there
     with pytest.raises(PrerequisiteError, match="REPRO_EC2_AMI"), \
             Ec2Provider(settings=Ec2Settings(region="eu-west-1")).hosts(run, ["a"]):
@@ -234,6 +288,30 @@ def test_cleanup_reaps_this_machines_dead_runs_and_expired_ones_only(
     removed = ec2_janitor.reap(all_runs=True, live_run_ids=set())  # `repro cleanup`
     assert removed == [f"ec2 instance {live} (run {run.run_id})"]
     assert cloud.state(other_machine) == "running"
+
+
+@pytest.mark.ec2
+@pytest.mark.parametrize("var", ["AWS_REGION", "AWS_DEFAULT_REGION"])
+def test_cleanup_reaps_in_the_region_the_backend_used_with_only_an_aws_variable_set(
+        cloud: FakeCloud, run: Run, var: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`repro cleanup` with the region in AWS_REGION (or AWS_DEFAULT_REGION) alone, as the
+    backend accepts it: the instance a dead run of this machine left is terminated."""
+    monkeypatch.setenv(var, cloud.region)  # the fixture removed REPRO_EC2_REGION and the rest
+    assert Ec2Settings.from_env().region == cloud.region  # where the backend launches
+    ami = cloud.register(None)
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tags = [{"Key": "repro:run", "Value": "20260101-000000-dead"},
+            {"Key": "repro:owner", "Value": ec2mod.owner_id()},
+            {"Key": "repro:expires", "Value": later}]
+    dead = cloud.ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": tags}])["Instances"][0]["InstanceId"]
+    # the command itself, without the other backends' reapers (they need Docker and touch
+    # nothing EC2); plain cleanup spares live runs, this test's among them
+    monkeypatch.setattr(cleanup, "REAPERS", ["repro.hosts.ec2_janitor"])
+    assert cli.main(["cleanup"]) == cli.EXIT_OK
+    assert f"removed ec2 instance {dead} (run 20260101-000000-dead)" in capsys.readouterr().out
+    assert cloud.state(dead) in ("shutting-down", "terminated")
 
 
 @pytest.mark.ec2

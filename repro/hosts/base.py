@@ -9,12 +9,18 @@ Connection through the run's own key: the channel a real user would take).
 
 A provider turns a list of role names into hosts; `open_hosts` picks it by
 name and guarantees removal (ExitStack), also when one host failed to start.
+It is named `NAME[:IMAGE]` (PROVIDERS; IMAGES says which take an image and its
+form); `parse_provider` checks such a name without importing any backend, and
+`get_provider` makes the provider (which reads and checks the backend's own
+settings, e.g. REPRO_EC2_*) without starting anything, so the configuration
+layer refuses a bad one before any host starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,26 +85,47 @@ PROVIDERS: dict[str, str] = {
     "qemu": "repro.hosts.qemu:QemuProvider",
     "ec2": "repro.hosts.ec2:Ec2Provider",
 }
+# providers that take an image after the colon: how it is written, the pattern it matches
+IMAGES: dict[str, tuple[str, str]] = {
+    "docker": ("docker:IMAGE", r"[A-Za-z0-9][A-Za-z0-9._/:@-]*"),
+    "ec2": ("ec2:ami-...", r"ami-[0-9a-f]{8,17}"),
+}
 
 
-def get_provider(name: str) -> Provider:
-    """`name` is a provider, optionally with the image its hosts boot: docker:IMAGE, ec2:AMI."""
-    name, _, image = name.partition(":")
-    target = PROVIDERS.get(name)
-    if target is None:
-        known = ", ".join(sorted(PROVIDERS))
-        raise ConfigError(f"unknown provider {name!r}; choose one of {known}", key="provider")
-    module_name, attr = target.split(":")
+def parse_provider(text: str) -> tuple[str, str]:
+    """(name, image) of `NAME[:IMAGE]`, checked without importing any backend.
+
+    Raises ValueError with one line: an unknown name, an image given to a provider
+    that takes none, an empty or malformed image."""
+    name, colon, image = text.partition(":")
+    if name not in PROVIDERS:
+        raise ValueError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
+    if not colon:
+        return name, ""
+    if name not in IMAGES:
+        raise ValueError(f"provider {name!r} takes no image (got {text!r}); write {name!r}")
+    form, pattern = IMAGES[name]
+    if not re.fullmatch(pattern, image):
+        raise ValueError(f"not an image for {name}: {image!r} (write {form})")
+    return name, image
+
+
+def get_provider(spec: str, key: str | None = "provider") -> Provider:
+    """`spec` is a provider, optionally with the image its hosts boot: docker:IMAGE, ec2:AMI.
+    Every malformed spec (and a malformed setting the backend reads, e.g. REPRO_EC2_*) is
+    one ConfigError line naming `key` (where the spec came from). Making a provider starts
+    nothing: hosts start in `hosts()`."""
+    try:
+        name, image = parse_provider(spec)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key=key) from exc
+    module_name, attr = PROVIDERS[name].split(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"provider {name!r} is not available: {exc}", key="provider") from exc
+        raise ConfigError(f"provider {name!r} is not available: {exc}", key=key) from exc
     cls = getattr(module, attr)
-    try:
-        provider: Provider = cls(image=image) if image else cls()
-    except TypeError as exc:
-        raise ConfigError(f"provider {name!r} takes no image (got {image!r})",
-                          key="provider") from exc
+    provider: Provider = cls(image=image) if image else cls()
     return provider
 
 

@@ -23,14 +23,20 @@ checked before and after launching: a launch that would exceed it is
 refused or rolled back), the expiry (repro.hosts.ec2_janitor terminates
 tagged instances past `repro:expires`, from any machine), and the on-host
 switch. Settings come from the environment (docs/ec2.md); botocore itself
-honours AWS_ENDPOINT_URL_EC2 (moto's server in the tests).
+honours AWS_ENDPOINT_URL_EC2 (moto's server in the tests). The region has one
+source for the backend, the janitor, `repro cleanup` and the doctor:
+`resolve_region()`, the first of REPRO_EC2_REGION, AWS_REGION,
+AWS_DEFAULT_REGION that is set. A malformed setting is one ConfigError line
+naming its variable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
+import re
 import shlex
 import socket
 import time
@@ -40,8 +46,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repro.errors import HostCommandError, PrerequisiteError, ProvisionError
-from repro.hosts.base import CommandResult, Host
+from repro.errors import ConfigError, HostCommandError, PrerequisiteError, ProvisionError
+from repro.hosts.base import IMAGES, CommandResult, Host
 from repro.hosts.qemu_ssh import SshCommander
 from repro.hosts.sshlogin import SSH_CLIENT_CONFIG, connection, wait_for_login
 
@@ -60,6 +66,18 @@ ENV = {"region": "REPRO_EC2_REGION", "ami": "REPRO_EC2_AMI",
        "max_instances": "REPRO_EC2_MAX_INSTANCES", "ttl_min": "REPRO_EC2_TTL_MIN",
        "launch_timeout_s": "REPRO_EC2_LAUNCH_TIMEOUT_S",
        "login_timeout_s": "REPRO_EC2_LOGIN_TIMEOUT_S"}
+REGION_VARS = (ENV["region"], "AWS_REGION", "AWS_DEFAULT_REGION")  # first set wins
+ADDRESSES = ("private", "public")
+
+
+def resolve_region(env: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """(region, the variable it came from): the first of REGION_VARS set, ("", "") if none.
+
+    The one place the region is decided: backend, janitor, cleanup and doctor use it."""
+    for var in REGION_VARS:
+        if env.get(var, "").strip():
+            return env[var].strip(), var
+    return "", ""
 
 
 @dataclass(frozen=True)
@@ -77,24 +95,43 @@ class Ec2Settings:
 
     @staticmethod
     def from_env(env: Mapping[str, str] = os.environ, ami: str = "") -> Ec2Settings:
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"region": resolve_region(env)[0]}
         for f in fields(Ec2Settings):
             raw = env.get(ENV[f.name], "")
-            if not raw:
-                continue
-            try:
-                values[f.name] = (tuple(x for x in raw.split(",") if x)
-                                  if f.name == "security_groups" else
-                                  type(getattr(Ec2Settings(), f.name))(raw))
-            except ValueError as exc:
-                raise PrerequisiteError(f"{ENV[f.name]}={raw!r} is not valid",
-                                        "see docs/ec2.md for the settings") from exc
-        values.setdefault("region", env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""))
+            if raw and f.name != "region":
+                values[f.name] = _parse_setting(f.name, raw)
         settings = Ec2Settings(**values)
+        settings.check()
         return replace(settings, ami=ami) if ami else settings
+
+    def check(self) -> None:
+        """Raise one ConfigError line (naming the variable) for a value out of range."""
+        rules = [("ami", "an AMI id (ami-...)",
+                  not self.ami or re.fullmatch(IMAGES["ec2"][1], self.ami) is not None),
+                 ("address", " or ".join(ADDRESSES), self.address in ADDRESSES),
+                 ("max_instances", "at least 1", self.max_instances >= 1)]
+        rules += [(name, "a positive number", 0 < getattr(self, name) < math.inf)
+                  for name in ("ttl_min", "launch_timeout_s", "login_timeout_s")]
+        for name, want, ok in rules:
+            if not ok:
+                raise ConfigError(f"must be {want}, got {getattr(self, name)!r} (docs/ec2.md)",
+                                  key=ENV[name])
 
     def missing(self) -> list[str]:
         return [ENV[k] for k in ("region", "ami") if not getattr(self, k)]
+
+
+def _parse_setting(name: str, raw: str) -> Any:
+    """One REPRO_EC2_* value as its field's type (security groups: comma-separated)."""
+    if name == "security_groups":
+        return tuple(x.strip() for x in raw.split(",") if x.strip())
+    kind = type(getattr(Ec2Settings(), name))
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        what = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+        raise ConfigError(f"expected {what}, got {raw!r} (docs/ec2.md)",
+                          key=ENV[name]) from exc
 
 
 def client(settings: Ec2Settings) -> Any:

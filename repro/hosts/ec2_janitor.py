@@ -11,26 +11,32 @@ repro:expires (UTC) and repro:owner (the launching machine). Two rules:
             every instance of this machine by `repro cleanup` (all_runs=True)
 
 Instances another machine launched and that have not expired are never
-touched: in a shared account they belong to someone's live run. `reap` does
-nothing unless REPRO_EC2_REGION is set, so runs that never use EC2 never
-call AWS.
+touched: in a shared account they belong to someone's live run.
+
+The region is the backend's (`resolve_region`: REPRO_EC2_REGION, then
+AWS_REGION, then AWS_DEFAULT_REGION), so cleanup looks where the backend
+launched. `reap` does nothing when none of them is set (runs that never use
+EC2 never call AWS); when AWS cannot be asked (no credentials, no answer,
+access refused) it says so in one line on stderr and removes nothing, so a
+machine with AWS_REGION set but no AWS access still starts its runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from repro.hosts.ec2 import (
-    ENV,
+    REGION_VARS,
     TAG_EXPIRES,
     TAG_OWNER,
     TAG_RUN,
     Ec2Settings,
     client,
     owner_id,
+    resolve_region,
     tagged,
     tags_of,
     terminate,
@@ -61,9 +67,19 @@ def janitor(ec2: Any, now: dt.datetime | None = None) -> list[str]:
 
 def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
     """`repro cleanup` / run start: expired instances, and this machine's dead runs' ones."""
-    if not os.environ.get(ENV["region"]):
+    region, source = resolve_region()
+    if not region:
         return []  # EC2 not in use here: never call AWS
-    ec2 = client(Ec2Settings.from_env())
+    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        return _reap_region(client(Ec2Settings(region=region)), all_runs, live_run_ids)
+    except (BotoCoreError, ClientError) as exc:
+        print(f"repro: EC2 instances in {region} (from {source}) not checked: "
+              f"{str(exc).splitlines()[0]}", file=sys.stderr)
+        return []
+
+
+def _reap_region(ec2: Any, all_runs: bool, live_run_ids: set[str]) -> list[str]:
     doomed = {i["InstanceId"]: tags_of(i).get(TAG_RUN, "?") for i in expired(ec2)}
     for inst in tagged(ec2, REAPABLE_STATES, [{"Name": f"tag:{TAG_OWNER}",
                                                 "Values": [owner_id()]}]):
@@ -77,13 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m repro.hosts.ec2_janitor`: for a scheduled job (cron, CI), per region."""
     import argparse
     argparse.ArgumentParser(prog="python -m repro.hosts.ec2_janitor",
-                            description="terminate expired repro instances in "
-                            "REPRO_EC2_REGION").parse_args(argv)
-    settings = Ec2Settings.from_env()
-    if not settings.region:
-        print("repro ec2 janitor: set REPRO_EC2_REGION (or AWS_REGION)")
+                            description="terminate expired repro instances in the region "
+                            f"of {' / '.join(REGION_VARS)}").parse_args(argv)
+    region, _ = resolve_region()
+    if not region:
+        print(f"repro ec2 janitor: set {' or '.join(REGION_VARS)}", file=sys.stderr)
         return 2
-    for iid in janitor(client(settings)):
+    for iid in janitor(client(Ec2Settings(region=region))):
         print(f"terminated {iid}")
     return 0
 
