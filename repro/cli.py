@@ -17,16 +17,24 @@
 
 Exit codes: 0 all passed, 1 a reproduction failed (or the gate blocked), 2 bad
 input or a missing prerequisite (one line saying what and how to fix it).
+
+Every input is checked before anything starts: arguments by argparse (with
+types that refuse a report folder that cannot be one, a non-positive or
+non-finite timeout, a JUnit path in a missing folder), the configuration file
+by repro.config (the same check pytest's --repro-config gets), providers by
+repro.hosts.base.get_provider. So a bad input never starts a host or a run.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from repro import config as cfgfile
 from repro import incidents
 from repro.errors import ConfigError, PrerequisiteError, ReproError
 
@@ -36,9 +44,47 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
+    """One line and exit 2 for every bad argument; an option is never guessed from a
+    prefix (with abbreviations on, `cleanup --al` meant `--all`: a typo that removes the
+    objects of runs still in progress)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2
         print(f"repro: {message} (see repro --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _folder(text: str) -> Path:
+    """A folder for reports: one that exists, or one that can be made (no file in the way)."""
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise argparse.ArgumentTypeError(f"{part} is not a folder")
+            return path
+    return path
+
+
+def _file_to_write(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder, not a file")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {path.parent} does not exist")
+    return path
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path)
     run.add_argument("--provider")
     run.add_argument("--profile", choices=("ci", "full"), default="ci")
-    run.add_argument("--reports", type=Path, default=REPORTS)
+    run.add_argument("--reports", type=_folder, default=REPORTS)
     sub.add_parser("doctor", help="check every prerequisite and say how to fix it")
     clean = sub.add_parser("cleanup", help="remove every object the harness left on this machine")
     clean.add_argument("--all", action="store_true", dest="include_live",
@@ -58,16 +104,16 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="print a run's summary")
     rep.add_argument("run", nargs="?", default="latest")
     rep.add_argument("--html", action="store_true", help="(re)write the run's index.html")
-    rep.add_argument("--reports", type=Path, default=REPORTS)
+    rep.add_argument("--reports", type=_folder, default=REPORTS)
     gate = sub.add_parser("gate", help="block a candidate image that brings an incident back")
     gate.add_argument("--baseline", required=True, metavar="IMAGE")
     gate.add_argument("--candidate", required=True, metavar="IMAGE")
     gate.add_argument("--incidents", nargs="+", default=[], metavar="INCIDENT")
     gate.add_argument("--config", type=Path, help="default: fixtures/default.toml (fixed)")
     gate.add_argument("--profile", choices=("ci", "full"), default="ci")
-    gate.add_argument("--reports", type=Path, default=REPORTS)
-    gate.add_argument("--junit", type=Path, help="also copy the gate's junit.xml here")
-    gate.add_argument("--timeout-min", type=float, default=60.0,
+    gate.add_argument("--reports", type=_folder, default=REPORTS)
+    gate.add_argument("--junit", type=_file_to_write, help="also copy the gate's junit.xml here")
+    gate.add_argument("--timeout-min", type=_minutes, default=60.0,
                       help="per side (default 60)")
     gate.add_argument("--retries", type=int, default=1, choices=range(4), metavar="0-3",
                       help="re-runs of an inconclusive result per side (default 1)")
@@ -79,6 +125,12 @@ def _check_incidents(names: list[str]) -> None:
     if unknown:
         raise ConfigError(f"unknown incident {', '.join(unknown)}; known: "
                          f"{', '.join(incidents.INCIDENTS)}")
+
+
+def _check_config(path: Path | None, profile: str) -> None:
+    """The configuration file, checked now the way pytest's --repro-config is (one line)."""
+    if path is not None:
+        incidents.validate_file(cfgfile.read_file(path), profile)
 
 
 def cmd_list() -> int:
@@ -106,7 +158,7 @@ def _runnable(names: list[str], provider: str | None) -> list[str]:
     _check_incidents(names)
     kind = (provider or "").partition(":")[0]
     if provider:
-        chosen = get_provider(provider)  # unknown provider or image: one line now
+        chosen = get_provider(provider, key="--provider")  # unknown or malformed: one line
         missing = chosen.settings.missing() if kind == "ec2" else []  # type: ignore[attr-defined]
         if missing:
             raise PrerequisiteError(f"EC2 is not configured ({', '.join(missing)} unset)",
@@ -124,8 +176,7 @@ def _runnable(names: list[str], provider: str | None) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
     chosen = _runnable(args.incidents, args.provider)
-    if args.config and not args.config.is_file():
-        raise ConfigError(f"{args.config}: configuration file not found")
+    _check_config(args.config, args.profile)
     argv = [str(PROJECT_ROOT / "repro"), "--repro-profile", args.profile,
             "--repro-reports", str(args.reports)]
     if chosen:
@@ -171,6 +222,19 @@ def cmd_cleanup(include_live: bool) -> int:
     return EXIT_OK
 
 
+def _read_results(run_dir: Path) -> tuple[str, list[Any]]:
+    """A run's results.json, or one ConfigError line: missing, unreadable, not a run's."""
+    from repro.report.results import read_json
+    path = run_dir / "results.json"
+    cfgfile.read_bytes(path, where=str(run_dir), key="results.json", limit=1)
+    try:
+        return read_json(path)
+    except (ValueError, KeyError, TypeError) as exc:  # not the JSON a run writes
+        said = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(f"not a run's results ({type(exc).__name__}: {said})",
+                          path=str(path)) from exc
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run) if Path(args.run).is_dir() else args.reports / args.run
     path = run_dir / "summary.md"
@@ -178,19 +242,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"no report at {path}; run `repro run` first")
     if args.html:
         from repro.report.html import write_html
-        from repro.report.results import read_json
-        run_id, results = read_json(run_dir / "results.json")
+        run_id, results = _read_results(run_dir)
         print(write_html(results, run_dir.resolve(), run_id))
         return EXIT_OK
-    print(path.read_text())
+    try:
+        print(cfgfile.read_bytes(path).decode())
+    except UnicodeDecodeError as exc:
+        raise ConfigError("not UTF-8 text: not a summary repro wrote", path=str(path)) from exc
     return EXIT_OK
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
     from repro import gate, images
     _check_incidents(args.incidents)
-    if args.config and not args.config.is_file():
-        raise ConfigError(f"{args.config}: configuration file not found")
+    _check_config(args.config, args.profile)
     baseline, candidate = images.parse(args.baseline), images.parse(args.candidate)
     rows, out = gate.run_gate(baseline, candidate, args.incidents, config=args.config,
                               profile=args.profile, reports_root=args.reports,

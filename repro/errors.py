@@ -1,8 +1,10 @@
 """One exception tree for the harness.
 
-Every error the harness raises on purpose is a ReproError; the CLI and the
-pytest plugin turn ConfigError and PrerequisiteError into one line and exit
-code 2 (usage error), everything else into a failed reproduction.
+Every error the harness raises on purpose is a ReproError. Bad input is a
+ConfigError (a file, a key, an option, an environment variable: one line
+naming where), raised before any host starts; the CLI turns it and
+PrerequisiteError into one line and exit 2, pytest's start-up into a usage
+error (exit 4). Everything else is a failed reproduction.
 """
 
 from __future__ import annotations

@@ -63,9 +63,10 @@ def config_for(name: str, config: cfg.ConfigFile | None, profile: str = "ci") ->
 
 
 def validate_file(config: cfg.ConfigFile, profile: str = "ci") -> None:
-    """Check every table of a user's file now, so errors surface before any host starts."""
+    """Check every table of a user's file now, so errors surface before any host starts
+    (pytest's --repro-config and the CLI's --config both come here)."""
     for table in config.tables:
         if table not in INCIDENTS:
             raise ConfigError(f"unknown incident table [{table}]; known: "
-                              f"{', '.join(sorted(INCIDENTS))}", path=config.label)
+                              f"{', '.join(sorted(INCIDENTS))}", path=config.label, key=table)
         config_for(table, config, profile)

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def repro(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The console script's code path, in a fresh interpreter (no EC2 settings of the caller)."""
-    env = env or {k: v for k, v in os.environ.items() if not k.startswith("REPRO_EC2_")}
+    env = env or {k: v for k, v in os.environ.items()
+                  if not k.startswith(("REPRO_EC2_", "AWS_REGION", "AWS_DEFAULT_REGION"))}
     return subprocess.run([sys.executable, "-m", "repro.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
