@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -165,15 +166,27 @@ def _round(host: QemuHost, cfg: KernelPanicConfig, history: History, rnd: int,
                            **_parse_state(after.stdout))
     device = str(fields["device"])
     if not m.host_lost:
-        _fsck(host, history, device, rnd)
+        _fsck(host, history, device, rnd,
+              abandon=lambda: bool(check.loss_evidence(history.events(), params)))
     return device, m.host_lost
 
 
 def _fsck(host: QemuHost, history: History, device: str, rnd: int | str,
-          activate: bool = False) -> None:
+          activate: bool = False, abandon: Callable[[], bool] = lambda: False) -> None:
+    """`e2fsck -n` the workspace; given up on (exit code None, as a timeout) as soon as
+    `abandon()` holds: an fsck in flight when the kernel panics would otherwise wait out
+    its whole timeout (180 s) on a dead guest."""
     prep = "vgchange -ay >/dev/null 2>&1; " if activate else ""
-    res = host.run(f"{prep}umount {WORKSPACE} 2>/dev/null; e2fsck -fn {device}",
-                   timeout=FSCK_TIMEOUT_S, check=False)
+    command = f"{prep}umount {WORKSPACE} 2>/dev/null; e2fsck -fn {device}"
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsck")
+    future = pool.submit(host.run, command, timeout=FSCK_TIMEOUT_S, check=False)
+    pool.shutdown(wait=False)
+    _wait_for(lambda: future.done() or abandon(), FSCK_TIMEOUT_S + 10)
+    if not future.done():
+        history.append("op", host.name, name="fsck", round=rnd, device=device, ok=False,
+                       exit_code=None, detail="abandoned: the host went down under it")
+        return
+    res = future.result()
     history.append("op", host.name, name="fsck", round=rnd, device=device, ok=res.ok,
                    exit_code=res.exit_code, detail=(res.stdout + res.stderr)[-600:])
 
