@@ -222,13 +222,14 @@ def cmd_cleanup(include_live: bool) -> int:
     return EXIT_OK
 
 
-def _read_results(run_dir: Path) -> tuple[str, list[Any]]:
-    """A run's results.json, or one ConfigError line: missing, unreadable, not a run's."""
-    from repro.report.results import read_json
+def _read_report(run_dir: Path) -> Any:
+    """A run's results.json (every collected reproduction and pytest's status), or one
+    ConfigError line: missing, unreadable, not a run's."""
+    from repro.report.record import read_report
     path = run_dir / "results.json"
     cfgfile.read_bytes(path, where=str(run_dir), key="results.json", limit=1)
     try:
-        return read_json(path)
+        return read_report(path)
     except (ValueError, KeyError, TypeError) as exc:  # not the JSON a run writes
         said = str(exc).splitlines()[0] if str(exc) else ""
         raise ConfigError(f"not a run's results ({type(exc).__name__}: {said})",
@@ -242,8 +243,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"no report at {path}; run `repro run` first")
     if args.html:
         from repro.report.html import write_html
-        run_id, results = _read_results(run_dir)
-        print(write_html(results, run_dir.resolve(), run_id))
+        print(write_html(_read_report(run_dir), run_dir.resolve()))
         return EXIT_OK
     try:
         print(cfgfile.read_bytes(path).decode())

@@ -192,7 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
                             config.getoption("--repro-direction"))
         if settings.provider:
             from repro.hosts.base import get_provider
-            get_provider(settings.provider)
+            get_provider(settings.provider, key="--repro-provider")
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = Session(settings, Path(config.getoption("--repro-reports")))
