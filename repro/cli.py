@@ -144,6 +144,7 @@ def cmd_list() -> int:
         here = [b for b in usable if backends.get(b) and backends[b].available]
         not_here = [f"{b}: {backends[b].why_not if b in backends else 'unknown backend'}"
                     for b in usable if b not in here]
+        not_here += [f"{b}: {why}" for b, why in inc.not_on.items()]
         rows.append([inc.name, inc.marker, ", ".join(here) or "none",
                      "\n".join(not_here), inc.summary])
     print(tabulate(rows, headers=["incident", "marker", "backends here", "not here (why)",

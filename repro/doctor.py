@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.spec import HOST_BACKENDS
+
 CMD_TIMEOUT_S = 20
 
 
@@ -45,16 +47,6 @@ class Backend:
     why_not: str  # "" when available
 
 
-# Which backends each incident can use. An incident not listed falls back to its
-# config schema's `provider` default (or `BACKENDS` class attribute, if it declares one).
-INCIDENT_BACKENDS: dict[str, tuple[str, ...]] = {
-    "mtu_wedge": ("docker", "qemu", "ec2"),
-    "kernel_panic": ("qemu",),
-    "mongo_index_lock": ("postgresql", "mongodb"),
-    "slowclone": ("docker", "qemu", "ec2"),       # hosts through open_hosts; loss by nft or netem
-    "single_branch": ("docker", "qemu", "ec2"),
-}
-HOST_BACKENDS = ("docker", "qemu", "ec2")
 
 
 def _cmd(argv: list[str], timeout: float = CMD_TIMEOUT_S) -> tuple[int | None, str]:
@@ -264,15 +256,6 @@ def backends(checks: list[Check]) -> dict[str, Backend]:
 
 
 def incident_backends(name: str) -> tuple[str, ...]:
-    if name in INCIDENT_BACKENDS:
-        return INCIDENT_BACKENDS[name]
+    """What the incident's spec says it can run on."""
     from repro import incidents
-    try:
-        schema = incidents.INCIDENTS[name].schema()
-    except ImportError:
-        return ()  # the incident's package is not in this checkout
-    declared = getattr(schema, "BACKENDS", None)
-    if declared:
-        return tuple(declared)
-    default = getattr(schema, "provider", None)
-    return (str(default),) if default else ("docker",)
+    return incidents.INCIDENTS[name].backends

@@ -87,6 +87,12 @@ class Settings:
         self.select(PREFIX)
         return dataclasses.replace(self.configured(name), **{key: cfgfile.FIXTURES / fixture})
 
+    def prefix(self, name: str) -> Any:
+        """The incident's shipped pre-fix configuration (its spec's `prefix`): skips when
+        only the configuration under test runs."""
+        spec = incidents.INCIDENTS[name]
+        return self.with_fixture(name, spec.prefix.key, spec.prefix.fixture)
+
     def configured(self, name: str) -> Any:
         """The configuration under test as configured, whatever the direction (for a test
         that looks at it before it chooses what to run)."""

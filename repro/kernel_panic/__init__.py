@@ -1,1 +1,19 @@
 """kernel_panic: build servers panic under concurrent disk filling (postmortem 000, issue #0)."""
+
+from repro.kernel_panic.config import KernelPanicConfig
+from repro.spec import Figure, HostNeeds, IncidentSpec, Prefix
+
+SPEC = IncidentSpec(
+    name="kernel_panic", marker="kernel_panic", postmortem="000, issue #0",
+    summary="build servers panic under concurrent disk filling (LVM snapshot + resize2fs)",
+    schema=KernelPanicConfig, prefix=Prefix("volume_setup", "kernel_panic/prefix.sh"),
+    backends=("qemu",),
+    not_on={"docker": "containers share the runner's kernel (a panic would be the runner's) "
+                      "and this kernel has no device mapper for LVM snapshots",
+            "ec2": "the scenario reads the guest's serial console and a second disk, which "
+                   "only the qemu backend gives it"},
+    hosts=HostNeeds(roles=("build",), own_kernel=True, extra_disks=1),
+    headline=(Figure("kernel_findings"), Figure("reboots"), Figure("longest_gap_s", "s"),
+              Figure("fill_reached", "fraction")),
+    panels=("reachability", "latency"),
+)

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from repro.history import load
+from repro.incidents import INCIDENTS
 from repro.report import summary, timeline
 from repro.report.record import Row, RunReport
 from repro.report.results import IncidentResult
@@ -91,8 +92,9 @@ def _timeline(r: IncidentResult, run_dir: Path, slug: str) -> tuple[Path | None,
         return None, "no history was recorded for this result"
     try:
         png = run_dir / "figures" / f"{slug}.png"
+        spec = INCIDENTS.get(r.incident)
         return timeline.draw(load(Path(history)), png, f"{r.incident} — {r.label}",
-                             r.verdict.outcome.value), ""
+                             r.verdict.outcome.value, spec.panels if spec else ()), ""
     except Exception as exc:  # the page must still show everything else
         return None, f"timeline not drawn: {type(exc).__name__}: {exc}"
 

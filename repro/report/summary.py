@@ -32,7 +32,7 @@ def as_report(report: RunReport | list[IncidentResult], run_id: str = "") -> Run
 
 def key_figures(r: IncidentResult) -> str:
     incident = INCIDENTS.get(r.incident)
-    keys = incident.headline if incident and incident.headline else tuple(r.figures)[:4]
+    keys = incident.headline_keys if incident and incident.headline else tuple(r.figures)[:4]
     return ", ".join(f"{k}={_short(r.figures[k])}" for k in keys if k in r.figures)
 
 

@@ -78,8 +78,10 @@ def _ms(events: list[Event], key: str) -> list[float]:
     return [max(float(e.get(key)) * 1e3, 0.01) for e in events]
 
 
-def draw(events: list[Event], path: Path, title: str, outcome: str = "") -> Path:
-    """Write the timeline of `events` to `path` (PNG) and return it."""
+def draw(events: list[Event], path: Path, title: str, outcome: str = "",
+         panels_of_incident: tuple[str, ...] = ()) -> Path:
+    """Write the timeline of `events` to `path` (PNG) and return it. `panels_of_incident`
+    (its spec's) limits the panels to those; none given: every panel with data."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,6 +95,8 @@ def draw(events: list[Event], path: Path, title: str, outcome: str = "") -> Path
     xs_mb, ys_mb = _mb_moved(events)
     panels = (["reachability"] if probes else []) + (["latency"] if ops or rtts else []) + (
         ["throughput"] if xs_mb else [])
+    if panels_of_incident:
+        panels = [p for p in panels if p in panels_of_incident]
     panels = panels or ["reachability"]  # an empty lane still carries the fault windows
     ratios = {"reachability": 1.2, "latency": 2.0, "throughput": 1.2}
     hosts = sorted({e.host for e in probes})

@@ -1,1 +1,14 @@
 """single_branch: a shallow checkout of a non-master commit (the "bunk git upgrade")."""
+
+from repro.single_branch.config import SingleBranchConfig
+from repro.spec import Figure, HostNeeds, IncidentSpec, Prefix
+
+SPEC = IncidentSpec(
+    name="single_branch", marker="single_branch", postmortem="000, interlude",
+    summary="shallow clones became --single-branch: non-master builds cannot reach their commit",
+    schema=SingleBranchConfig, prefix=Prefix("checkout", "single_branch/prefix.sh"),
+    backends=("docker", "qemu", "ec2"),
+    hosts=HostNeeds(roles=("gitserver", "build")),
+    headline=(Figure("shapes_failing"), Figure("shapes_tried")),
+    panels=(),  # no probes or timed operations: the fault windows over an events lane
+)
