@@ -261,17 +261,18 @@ def compare(base: Side, cand: Side, chosen: list[str]) -> list[Row]:
     return rows
 
 
-def _figure(figs: dict[str, object]) -> str:
-    for key, unit in (("longest_gap_s", "s gap"), ("longest_stall_ms", "ms stall"),
-                      ("p99_ms", "ms p99")):
-        if figs.get(key) is not None:
-            return f" ({figs[key]} {unit})"
+def _figure(incident: str, figs: dict[str, object]) -> str:
+    """The incident's first headline figure (its spec's) that the result has, with unit."""
+    spec = incidents.INCIDENTS.get(incident)
+    for f in spec.headline if spec else ():
+        if figs.get(f.key) is not None and f.unit:
+            return f" ({f.key} {figs[f.key]} {f.unit})"
     return ""
 
 
 def table(rows: list[Row], base: ImageRef, cand: ImageRef, fmt: str = "github") -> str:
-    data = [[r.incident, r.baseline + _figure(r.baseline_figures),
-             r.candidate + _figure(r.candidate_figures), r.status] for r in rows]
+    data = [[r.incident, r.baseline + _figure(r.incident, r.baseline_figures),
+             r.candidate + _figure(r.incident, r.candidate_figures), r.status] for r in rows]
     return tabulate(data, headers=["incident", f"baseline {base}", f"candidate {cand}", "gate"],
                     tablefmt=fmt)
 

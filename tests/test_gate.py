@@ -183,7 +183,12 @@ def test_reports_fail_junit_only_for_regressions(tmp_path: Path) -> None:
     md = (tmp_path / "gate.md").read_text()
     assert "BLOCKED" in md and "| b " in md and "b broke" in md
     table = gate.table(rows, base.image, cand.image)
-    assert "pass (0.5 s gap)" in table and "REGRESSION" in table
+    assert "REGRESSION" in table
+    # the figure shown beside a verdict is the incident's first headline figure with a unit
+    assert gate._figure("mtu_wedge", {"streams_up": 20, "longest_gap_s": 0.5}) \
+        == " (longest_gap_s 0.5 s)"
+    assert gate._figure("mongo_index_lock", {"p99_ms": 30}) == " (p99_ms 30 ms)"
+    assert gate._figure("no_such_incident", {"longest_gap_s": 0.5}) == ""
 
 
 def test_image_references() -> None:
