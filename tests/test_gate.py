@@ -30,8 +30,9 @@ def side(name: str, outcomes: dict[str, str], errors: dict[str, str] | None = No
     for incident, outcome in outcomes.items():
         s.results[incident] = IncidentResult(
             incident, "under test", "fixed.sh", "docker", Verdict(
-                Outcome(outcome), () if outcome == "pass" else (f"{incident} broke",), {}),
-            Outcome.PASS, 1.0, {"longest_gap_s": 0.5})
+                Outcome(outcome), () if outcome == "pass" else (f"{incident} broke",),
+                {"longest_gap_s": 0.5}),
+            Outcome.PASS, 1.0)
     s.errors = errors or {}
     return s
 

@@ -59,14 +59,14 @@ def run_dir(tmp_path: Path) -> Path:
     (bad.parent / "target.pcap").write_bytes(b"\xd4\xc3\xb2\xa1")  # listed from its folder
     results = [
         IncidentResult("mtu_wedge", "under test", "/x/fixed.sh", "docker",
-                       Verdict(Outcome.PASS, (), {"longest_gap_s": 0.0}), Outcome.PASS, 21.0,
-                       {"longest_gap_s": 0.0, "streams_up": 20, "streams_asked": 20},
+                       Verdict(Outcome.PASS, (), {"longest_gap_s": 0.0, "streams_up": 20,
+                                                  "streams_asked": 20}), Outcome.PASS, 21.0,
                        {"history": str(good)}, "repro-ab12-target"),
         IncidentResult("mtu_wedge", "candidate image", "/x/fixed.sh", "docker:repro-ab12-cand",
                        Verdict(Outcome.FAIL, ("repro-ab12-target dropped off the network for "
-                                              "11.0 s (limit 2.0 s)",), {}),
-                       Outcome.PASS, 22.0, {"longest_gap_s": 11.0, "streams_up": 20,
-                                            "streams_asked": 20},
+                                              "11.0 s (limit 2.0 s)",),
+                               {"longest_gap_s": 11.0, "streams_up": 20, "streams_asked": 20}),
+                       Outcome.PASS, 22.0,
                        {"history": str(bad), "pcap": "not captured: tcpdump missing"},
                        "repro-ab12-target"),
     ]

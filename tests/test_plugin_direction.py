@@ -82,8 +82,9 @@ def fake_side_by_side(calls: list[list[tuple[str, str]]]) -> Any:
         calls.append([(label, cfg.provider) for cfg, label, _ in entries])
         return [IncidentResult("slowclone", label, str(cfg.checkout), cfg.provider,
                                Verdict(expect, ("hung at 120 s",) if expect is Outcome.FAIL
-                                       else ()), expect, 1.0,
-                               {"loss_mechanisms": ["nft"], "retransmissions": 40})
+                                       else (),
+                                       {"loss_mechanisms": ["nft"], "retransmissions": 40}),
+                               expect, 1.0)
                 for cfg, label, expect in entries]
     return run
 
@@ -103,8 +104,7 @@ def test_slowclone_on_a_docker_gate_runs_only_the_configuration_under_test_on_th
             "skipped", "--repro-provider docker:cand names another backend; "
                        "this test forces qemu"),
         "test_prefix_fixture_is_flagged_on_qemu": (
-            "skipped", "--repro-provider docker:cand names another backend; "
-                       "this test forces qemu")}
+            "skipped", "not selected: --repro-direction under-test")}
 
 
 def test_slowclone_without_a_provider_runs_both_directions_on_both_backends(
@@ -113,7 +113,7 @@ def test_slowclone_without_a_provider_runs_both_directions_on_both_backends(
     monkeypatch.setattr(slowclone, "run_side_by_side", fake_side_by_side(calls))
     got = outcomes(pytester, str(ROOT / "repro" / "slowclone" / "test_slowclone.py"))
     assert calls == [[("under test", "docker"), ("prefix fixture", "docker")],
-                     [("qemu under test", "qemu"), ("qemu prefix fixture", "qemu")]]
+                     [("under test on qemu", "qemu"), ("prefix fixture on qemu", "qemu")]]
     # the stub's figures say nft: the QEMU tests' "netem on QEMU" assertion catches it
     assert got["test_configuration_under_test"] == ("passed", "")
     assert got["test_prefix_fixture_is_flagged"] == ("passed", "")

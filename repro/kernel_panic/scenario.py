@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.checks import Outcome, Verdict, run_checker
+from repro.envelope import envelope
 from repro.faults.base import injected
 from repro.faults.disk_fill import DiskFill
 from repro.history import History
@@ -73,31 +74,21 @@ def role_for(label: str) -> str:
 
 def run(run_ctx: Run, cfg: KernelPanicConfig, label: str, expect: Outcome = Outcome.PASS
         ) -> IncidentResult:
-    outdir = run_ctx.reports / INCIDENT / label
-    outdir.mkdir(parents=True, exist_ok=True)
-    history = History(outdir / "history.jsonl")
-    started = time.monotonic()
     role = role_for(label)
-    host_name = run_ctx.name(role)
-    params = check.Params(host=host_name, fill_to=cfg.fill_to, rounds=cfg.rounds)
-    artefacts = {"history": str(outdir / "history.jsonl")}
-    try:
-        provider = QemuProvider(VmSpec(disks_mb=(cfg.disk_mb,)))
-        with provider.hosts(run_ctx, [role]) as hosts:
-            host = hosts[role]
-            assert isinstance(host, QemuHost)
-            artefacts["console"] = str(host.console())
-            history.append("host", host.name, event="ready", url=host.url(),
+    params = check.Params(host=run_ctx.name(role), fill_to=cfg.fill_to, rounds=cfg.rounds)
+    provider = QemuProvider(VmSpec(disks_mb=(cfg.disk_mb,)))
+    with envelope(run_ctx, INCIDENT, label, cfg.volume_setup, "qemu", expect) as env, \
+            provider.hosts(run_ctx, [role]) as hosts:
+        host = hosts[role]
+        assert isinstance(host, QemuHost)
+        env.target = host.name
+        if host.console():
+            env.artefacts["console"] = Path(str(host.console()))
+        env.history.append("host", host.name, event="ready", url=host.url(),
                            accel=host.accel.name, accel_reason=host.accel.reason,
                            kernel=host.vm.image.kernel_version, boot_s=round(host.boot_s, 2),
                            boot_attempts=host.attempts)
-            verdict = _observe(run_ctx, cfg, host, history, params)
-    finally:
-        history.close()
-    return IncidentResult(
-        incident=INCIDENT, label=label, configuration=str(cfg.volume_setup), provider="qemu",
-        verdict=verdict, expected=expect, duration_s=round(time.monotonic() - started, 1),
-        figures=dict(verdict.figures), artefacts=artefacts, target=host_name)
+        return env.result(_observe(run_ctx, cfg, host, env.history, params))
 
 
 def _observe(run_ctx: Run, cfg: KernelPanicConfig, host: QemuHost, history: History,

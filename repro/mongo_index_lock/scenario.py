@@ -18,15 +18,14 @@ the end, with the timeline and a summary table (report.py) next to it.
 from __future__ import annotations
 
 import os
-import re
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from repro.checks import Outcome, Verdict, run_checker
 from repro.databases import Target, mongodb, open_target
-from repro.history import Event, History
+from repro.envelope import Envelope, envelope, slug
+from repro.history import History
 from repro.mongo_index_lock import check, plot, report, workload
 from repro.mongo_index_lock.config import MongoIndexLockConfig
 from repro.mongo_index_lock.drivers import Driver, driver_for
@@ -54,52 +53,50 @@ def not_run_reason(cfg: MongoIndexLockConfig, asked_by: str) -> str | None:
 
 def run(run_ctx: Run, cfg: MongoIndexLockConfig, label: str,
         expect: Outcome = Outcome.PASS) -> IncidentResult:
-    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-    outdir = run_ctx.reports / INCIDENT / slug
-    outdir.mkdir(parents=True, exist_ok=True)
-    # kept in memory while the storm runs (no disk write on the workload's path),
-    # written out at the end
-    history = History()
     params = check.Params(max_stall_ms=cfg.max_stall_ms, p99_ms=cfg.p99_ms,
                           instances=cfg.instances, batch_expected=cfg.batch_txn_s > 0)
-    started = time.monotonic()
-    target_desc = cfg.db
-    artefacts = {"history": str(outdir / "history.jsonl")}
+    configuration = " ".join([str(cfg.service_startup), cfg.service_args]).strip()
+    # the history stays in memory while the storm runs (no disk write on the workload's
+    # path) and is written out at the end
+    with envelope(run_ctx, INCIDENT, label, configuration, cfg.db, expect,
+                  mirror=False) as env:
+        env.target = cfg.db
+        verdict = _on_target(run_ctx, cfg, env, params)
+    _draw(env, verdict, params, f"{INCIDENT} / {label} on {cfg.kind}")
+    return env.result(verdict)
+
+
+def _on_target(run_ctx: Run, cfg: MongoIndexLockConfig, env: Envelope,
+               params: check.Params) -> Verdict:
+    history = env.history
+    with open_target(cfg.db, run_ctx.scratch, slug(env.label),
+                     max_connections=cfg.instances + cfg.clients + CONNECTION_HEADROOM,
+                     mongo_tickets=cfg.mongo_tickets) as target:
+        env.target = env.provider = describe(target)
+        history.append("note", host="db", text=f"target {env.target}")
+        driver = driver_for(target, cfg.op_timeout_s)
+        driver.prepare()
+        try:
+            return _observe_storm(cfg, driver, target, history, params, run_ctx.run_id)
+        finally:
+            if not target.embedded:
+                try:
+                    driver.drop()
+                except Exception as exc:  # reported, never hiding the verdict
+                    history.append("note", host="db",
+                                   text=f"could not drop the repro_* tables: {exc}")
+
+
+def _draw(env: Envelope, verdict: Verdict, params: check.Params, title: str) -> None:
+    """The incident's own timeline and summary page beside the history."""
+    png = env.outdir / "timeline.png"
     try:
-        with open_target(cfg.db, run_ctx.scratch, slug,
-                         max_connections=cfg.instances + cfg.clients + CONNECTION_HEADROOM,
-                         mongo_tickets=cfg.mongo_tickets) as target:
-            target_desc = describe(target)
-            history.append("note", host="db", text=f"target {target_desc}")
-            driver = driver_for(target, cfg.op_timeout_s)
-            driver.prepare()
-            try:
-                verdict = _observe_storm(cfg, driver, target, history, params,
-                                         run_ctx.run_id)
-            finally:
-                if not target.embedded:
-                    try:
-                        driver.drop()
-                    except Exception as exc:  # reported, never hiding the verdict
-                        history.append("note", host="db",
-                                       text=f"could not drop the repro_* tables: {exc}")
-    finally:
-        events = history.events()
-        _write_history(events, outdir / "history.jsonl")
-    png = outdir / "timeline.png"
-    try:
-        plot.timeline(events, verdict, params, png, f"{INCIDENT} / {label} on {cfg.kind}")
-        artefacts["timeline"] = str(png)
+        plot.timeline(env.history.events(), verdict, params, png, title)
+        env.artefacts["timeline"] = png
     except Exception as exc:  # a figure that cannot be drawn must not hide the verdict
-        artefacts["timeline"] = f"not drawn: {exc}"
-    artefacts["summary"] = str(report.write_summary(
-        outdir / "summary.md", f"{INCIDENT}: {label}", target_desc, verdict, png.name))
-    return IncidentResult(
-        incident=INCIDENT, label=label,
-        configuration=" ".join([str(cfg.service_startup), cfg.service_args]).strip(),
-        provider=target_desc, verdict=verdict, expected=expect,
-        duration_s=round(time.monotonic() - started, 1), figures=dict(verdict.figures),
-        artefacts=artefacts, target=target_desc)
+        env.notes.append(f"timeline not drawn: {type(exc).__name__}: {exc}")
+    env.artefacts["summary"] = report.write_summary(
+        env.outdir / "summary.md", f"{INCIDENT}: {env.label}", env.target, verdict, png.name)
 
 
 def _observe_storm(cfg: MongoIndexLockConfig, driver: Driver, target: Target,
@@ -118,11 +115,6 @@ def _observe_storm(cfg: MongoIndexLockConfig, driver: Driver, target: Target,
         if stuck:
             history.append("note", text=f"threads still running at the end: {stuck}")
     return run_checker(check.check, history.events(), params)
-
-
-def _write_history(events: list[Event], path: Path) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        f.writelines(e.to_json() + "\n" for e in events)
 
 
 def storm_plan(cfg: MongoIndexLockConfig, target: Target, run_id: str) -> StormPlan:

@@ -21,14 +21,15 @@ import dataclasses
 import pytest
 
 from repro.checks import Outcome
+from repro.directions import both_directions
 from repro.mongo_index_lock import scenario
 from repro.mongo_index_lock.config import MongoIndexLockConfig
 from repro.plugin import Session, Settings
+from repro.report.results import IncidentResult
 from repro.run import Run
 
-pytestmark = [pytest.mark.mongo, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 INCIDENT = "mongo_index_lock"
-PREFIX = "mongo_index_lock/prefix.py"
 
 
 def _unless_runnable(cfg: MongoIndexLockConfig, asked_by: str) -> None:
@@ -38,31 +39,20 @@ def _unless_runnable(cfg: MongoIndexLockConfig, asked_by: str) -> None:
         pytest.skip(reason)
 
 
-def _assert_flagged(cfg: MongoIndexLockConfig, result: object) -> None:
-    verdict = result.verdict  # type: ignore[attr-defined]
+def _assert_flagged(result: IncidentResult, cfg: MongoIndexLockConfig) -> None:
+    verdict = result.verdict
     assert verdict.outcome is Outcome.FAIL, (
         "stale reproduction: the pre-fix start-up was not flagged\n" + verdict.describe())
     assert verdict.figures["longest_stall_ms"] > cfg.max_stall_ms, verdict.describe()
     assert any("stalled for" in r for r in verdict.reasons), verdict.describe()
 
 
-def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
-                                  repro_results: Session) -> None:
-    cfg = repro_settings.for_incident(INCIDENT)
-    _unless_runnable(cfg, scenario.ASKED_BY_CONFIG)
-    result = repro_results.judged(lambda again: scenario.run(repro_run, cfg, "under test" + again))
-    assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
+test_configuration_under_test, test_prefix_fixture_is_flagged = both_directions(
+    INCIDENT, scenario.run, prefix_check=_assert_flagged,
+    not_run=lambda cfg: scenario.not_run_reason(cfg, scenario.ASKED_BY_CONFIG))
 
 
-def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
-                                   repro_results: Session) -> None:
-    cfg = repro_settings.with_fixture(INCIDENT, "service_startup", PREFIX)
-    _unless_runnable(cfg, scenario.ASKED_BY_CONFIG)
-    result = repro_results.judged(lambda again: scenario.run(
-        repro_run, cfg, "prefix fixture" + again, expect=Outcome.FAIL))
-    _assert_flagged(cfg, result)
-
-
+@pytest.mark.mongo
 @pytest.mark.parametrize("fixture", ["fixed", "prefix"])
 def test_on_mongodb(fixture: str, repro_settings: Settings, repro_run: Run,
                     repro_results: Session) -> None:
@@ -79,4 +69,4 @@ def test_on_mongodb(fixture: str, repro_settings: Settings, repro_run: Run,
     if expect is Outcome.PASS:
         assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
     else:
-        _assert_flagged(cfg, result)
+        _assert_flagged(result, cfg)

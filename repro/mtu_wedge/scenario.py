@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from repro.checks import Outcome, Verdict, run_checker
+from repro.envelope import envelope
 from repro.errors import HostCommandError
 from repro.faults.base import injected
 from repro.faults.mtu import df_probe, read_mtu
@@ -42,30 +43,16 @@ INIT_TIMEOUT_S = 60.0
 
 def run(run_ctx: Run, cfg: MtuWedgeConfig, label: str, expect: Outcome = Outcome.PASS
         ) -> IncidentResult:
-    outdir = run_ctx.reports / INCIDENT / label
-    outdir.mkdir(parents=True, exist_ok=True)
-    history = History(outdir / "history.jsonl")
-    started = time.monotonic()
-    target_name = ""
-    try:
-        with open_hosts(cfg.provider, run_ctx, ["target", "client"]) as hosts:
-            target, client = hosts["target"], hosts["client"]
-            target_name = target.name
-            history.append("host", target.name, event="ready", url=target.url())
-            init_failure = _apply_host_init(hosts.values(), cfg.host_init, history)
-            if init_failure:
-                verdict = Verdict(Outcome.FAIL, (init_failure,), {})
-            else:
-                _observe_network(target, client, history)
-                verdict = _flood_and_observe(run_ctx, cfg, target, client, history)
-    finally:
-        history.close()
-    return IncidentResult(
-        incident=INCIDENT, label=label, configuration=str(cfg.host_init),
-        provider=cfg.provider, verdict=verdict, expected=expect,
-        duration_s=round(time.monotonic() - started, 1),
-        figures=dict(verdict.figures), artefacts={"history": str(outdir / "history.jsonl")},
-        target=target_name)
+    with envelope(run_ctx, INCIDENT, label, cfg.host_init, cfg.provider, expect) as env, \
+            open_hosts(cfg.provider, run_ctx, ["target", "client"]) as hosts:
+        target, client = hosts["target"], hosts["client"]
+        env.target = target.name
+        env.history.append("host", target.name, event="ready", url=target.url())
+        init_failure = _apply_host_init(hosts.values(), cfg.host_init, env.history)
+        if init_failure:
+            return env.result(Verdict(Outcome.FAIL, (init_failure,), {}))
+        _observe_network(target, client, env.history)
+        return env.result(_flood_and_observe(run_ctx, cfg, target, client, env.history))
 
 
 def _apply_host_init(hosts: Iterable[Host], script: Path, history: History) -> str:

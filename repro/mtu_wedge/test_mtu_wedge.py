@@ -1,38 +1,25 @@
-"""mtu_wedge: both directions.
+"""mtu_wedge: both directions (repro.directions).
 
 - the configuration under test (fixtures/default.toml, or --repro-config) must pass;
-- the pre-fix fixture (MTU 1400 + the emulated driver failure) must be flagged:
-  if it stops failing, the reproduction has gone stale, which is a finding.
+- the pre-fix fixture (MTU 1400 + the emulated driver failure) must be flagged, by the
+  host dropping off the network: if it stops failing, the reproduction has gone stale.
 
 Both again on QEMU guests: test_mtu_wedge_on_qemu.py.
 """
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from repro.checks import Outcome
+from repro.directions import both_directions
 from repro.mtu_wedge import scenario
-from repro.plugin import Session, Settings
-from repro.run import Run
-
-pytestmark = [pytest.mark.mtu, pytest.mark.docker]
+from repro.report.results import IncidentResult
 
 
-def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
-                                  repro_results: Session) -> None:
-    cfg = repro_settings.for_incident("mtu_wedge")
-    result = repro_results.judged(lambda again: scenario.run(repro_run, cfg, "under test" + again))
-    assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
+def dropped_off(result: IncidentResult, cfg: Any) -> None:
+    assert any("dropped off the network" in r for r in result.verdict.reasons), \
+        result.verdict.describe()
 
 
-def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
-                                   repro_results: Session) -> None:
-    cfg = repro_settings.with_fixture("mtu_wedge", "host_init", "mtu_wedge/prefix.sh")
-    result = repro_results.judged(lambda again: scenario.run(
-        repro_run, cfg, "prefix fixture" + again, expect=Outcome.FAIL))
-    assert result.verdict.outcome is Outcome.FAIL, (
-        "stale reproduction: the pre-fix configuration was not flagged\n"
-        + result.verdict.describe())
-    assert any("dropped off the network" in r for r in result.verdict.reasons)
-
+test_configuration_under_test, test_prefix_fixture_is_flagged = both_directions(
+    "mtu_wedge", scenario.run, prefix_check=dropped_off)

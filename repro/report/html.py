@@ -115,6 +115,7 @@ def _section(r: IncidentResult, run_dir: Path, slug: str, test_error: str = "") 
     if r.verdict.reasons:
         out.append("<ul class=\"reasons\">" + "".join(f"<li>{e(x)}</li>"
                                                      for x in r.verdict.reasons) + "</ul>")
+    out += [f'<p class="missing">{e(n)}</p>' for n in r.notes]
     links = _artefact_links(r, run_dir)
     png, note = _timeline(r, run_dir, slug)
     if png:

@@ -27,11 +27,16 @@ class IncidentResult:
     verdict: Verdict
     expected: Outcome
     duration_s: float
-    figures: dict[str, Any] = field(default_factory=dict)
-    artefacts: dict[str, str] = field(default_factory=dict)
+    artefacts: dict[str, str] = field(default_factory=dict)  # name -> file
     target: str = ""
     superseded: bool = False  # an inconclusive attempt that was run again
     test: str = ""  # pytest node id of the test that recorded it (repro.report.record)
+    notes: list[str] = field(default_factory=list)  # for a person: what could not be drawn...
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        """The checker's figures (stored once, in the verdict)."""
+        return self.verdict.figures
 
     @property
     def as_expected(self) -> bool:
@@ -41,6 +46,7 @@ class IncidentResult:
         d = asdict(self)
         d["verdict"] = {"outcome": self.verdict.outcome.value,
                         "reasons": list(self.verdict.reasons), "figures": self.verdict.figures}
+        d["figures"] = self.verdict.figures  # kept at the top level for readers of the JSON
         d["expected"] = self.expected.value
         d["as_expected"] = self.as_expected
         return d
@@ -51,10 +57,12 @@ class IncidentResult:
         return IncidentResult(
             incident=d["incident"], label=d["label"], configuration=d["configuration"],
             provider=d["provider"],
-            verdict=Verdict(Outcome(v["outcome"]), tuple(v["reasons"]), v["figures"]),
-            expected=Outcome(d["expected"]), duration_s=d["duration_s"], figures=d["figures"],
+            verdict=Verdict(Outcome(v["outcome"]), tuple(v["reasons"]),
+                            v["figures"] or d.get("figures", {})),
+            expected=Outcome(d["expected"]), duration_s=d["duration_s"],
             artefacts=d["artefacts"], target=d.get("target", ""),
-            superseded=d.get("superseded", False), test=d.get("test", ""))
+            superseded=d.get("superseded", False), test=d.get("test", ""),
+            notes=list(d.get("notes", [])))
 
 
 def write_json(results: list[IncidentResult], path: Path, run_id: str) -> None:

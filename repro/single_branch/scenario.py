@@ -20,7 +20,6 @@ shrank that to, how many times it asked). check.py judges the history.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
@@ -30,6 +29,7 @@ from hypothesis.errors import NoSuchExample
 
 from repro.checkout import CheckoutStep, StepEnv, remove_agent
 from repro.checks import Outcome, run_checker
+from repro.envelope import envelope
 from repro.gitserver import GitServer, Repo
 from repro.history import History
 from repro.hosts import open_hosts
@@ -92,32 +92,20 @@ class Trial:
 
 def run(run_ctx: Run, cfg: SingleBranchConfig, label: str, expect: Outcome = Outcome.PASS
         ) -> IncidentResult:
-    outdir = run_ctx.reports / INCIDENT / label.replace(" ", "-")
-    outdir.mkdir(parents=True, exist_ok=True)
-    history = History(outdir / "history.jsonl")
-    started = time.monotonic()
-    build_name = ""
-    try:
+    with envelope(run_ctx, INCIDENT, label, cfg.checkout, cfg.provider, expect) as env:
         with open_hosts(cfg.provider, run_ctx, ["gitserver", "build"]) as hosts, \
                 GitServer(hosts["gitserver"], run_ctx) as git:
             build = hosts["build"]
-            build_name = build.name
-            trial = Trial(run_ctx, cfg, git, build, history)
+            env.target = build.name
+            trial = Trial(run_ctx, cfg, git, build, env.history)
             try:
                 for shape in CANONICAL:
                     trial(shape)
                 trial.phase = "search"
-                record(history, build_name, search(trial, cfg.examples, cfg.seed))
+                record(env.history, build.name, search(trial, cfg.examples, cfg.seed))
             finally:
                 remove_agent(build, run_ctx)
-    finally:
-        history.close()
-    verdict = run_checker(check.check, history.events(), check.Params())
-    return IncidentResult(
-        incident=INCIDENT, label=label, configuration=str(cfg.checkout), provider=cfg.provider,
-        verdict=verdict, expected=expect, duration_s=round(time.monotonic() - started, 1),
-        figures=dict(verdict.figures), artefacts={"history": str(outdir / "history.jsonl")},
-        target=build_name)
+        return env.result(run_checker(check.check, env.history.events(), check.Params()))
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import pytest
-
-from repro.checks import Outcome
+from repro.directions import both_directions
 from repro.history import Event, load
-from repro.plugin import Session, Settings
 from repro.report.results import IncidentResult
-from repro.run import Run
 from repro.single_branch import scenario
 from repro.single_branch.shapes import BRANCH_TIP, CANONICAL, Shape
-
-pytestmark = [pytest.mark.single_branch, pytest.mark.docker]
 
 
 def _ops(result: IncidentResult, name: str) -> list[Event]:
@@ -41,22 +36,11 @@ def _reached(e: Event) -> bool:
     return bool(e.get("served")) and e.get("exit_code") == 0 and e.get("head") == e.get("commit")
 
 
-def test_configuration_under_test(repro_settings: Settings, repro_run: Run,
-                                  repro_results: Session) -> None:
-    cfg = repro_settings.for_incident("single_branch")
-    result = scenario.run(repro_run, cfg, "under test")
-    repro_results.record(result)
-    assert result.verdict.outcome is Outcome.PASS, result.verdict.describe()
+def reaches_the_branch_tip(result: IncidentResult, cfg: Any) -> None:
     assert _reached(_branch_tip(result))
 
 
-def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
-                                   repro_results: Session) -> None:
-    cfg = repro_settings.with_fixture("single_branch", "checkout", "single_branch/prefix.sh")
-    result = scenario.run(repro_run, cfg, "prefix fixture", expect=Outcome.FAIL)
-    repro_results.record(result)
-    assert result.verdict.outcome is Outcome.FAIL, (
-        "stale reproduction: the pre-fix checkout was not flagged\n" + result.verdict.describe())
+def caught_by_the_single_branch_mechanism(result: IncidentResult, cfg: Any) -> None:
     tip = _branch_tip(result)
     assert tip.get("served") and not _reached(tip), (
         "the pre-fix checkout reached the branch's tip: the single-branch mechanism is "
@@ -68,3 +52,8 @@ def test_prefix_fixture_is_flagged(repro_settings: Settings, repro_run: Run,
     failing = {Shape.from_fields(e.get("shape")) for e in _ops(result, "checkout")
                if not _reached(e)}
     assert {first, shrunk} <= failing  # both were really run and really failed
+
+
+test_configuration_under_test, test_prefix_fixture_is_flagged = both_directions(
+    "single_branch", scenario.run, under_test_check=reaches_the_branch_tip,
+    prefix_check=caught_by_the_single_branch_mechanism)

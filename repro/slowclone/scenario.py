@@ -25,13 +25,15 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from repro.capture import Capture, analyse
 from repro.checkout import CheckoutStep, StepEnv, remove_agent
 from repro.checks import Outcome, run_checker
+from repro.envelope import Envelope, envelope
 from repro.faults.loss import LossModel, PacketLoss, measured_loss
 from repro.gitserver import GitServer, RepoSpec
 from repro.history import History
@@ -54,13 +56,17 @@ class Item:
     """One configuration in the run."""
 
     cfg: SlowcloneConfig
-    label: str
-    expect: Outcome
     role: str
-    outdir: Path
-    history: History
+    env: Envelope
     build: Host | None = None
-    artefacts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outdir(self) -> Path:
+        return self.env.outdir
+
+    @property
+    def history(self) -> History:
+        return self.env.history
 
 
 class Tee(History):
@@ -99,49 +105,45 @@ def run_side_by_side(run_ctx: Run, entries: Sequence[tuple[SlowcloneConfig, str,
     if any(getattr(c, k) != getattr(first, k) for c, _, _ in entries for k in SHARED):
         return [r for e in entries for r in run_side_by_side(run_ctx, [e])]
     roles = ["build"] if len(entries) == 1 else [f"build{i + 1}" for i in range(len(entries))]
-    items = []
-    for (cfg, label, expect), role in zip(entries, roles, strict=True):
-        outdir = run_ctx.reports / INCIDENT / label.replace(" ", "-")
-        outdir.mkdir(parents=True, exist_ok=True)
-        items.append(Item(cfg, label, expect, role, outdir, History(outdir / "history.jsonl")))
-    started = time.monotonic()
     commit = ""
-    try:
+    with ExitStack() as stack:
+        items = [Item(cfg, role, stack.enter_context(envelope(
+            run_ctx, INCIDENT, label, cfg.checkout, cfg.provider, expect)))
+            for (cfg, label, expect), role in zip(entries, roles, strict=True)]
         with open_hosts(first.provider, run_ctx, ["gitserver", *roles]) as hosts, \
                 GitServer(hosts["gitserver"], run_ctx) as git:
-            server = hosts["gitserver"]
-            repo = git.create(RepoSpec(name="project", size_kb=int(first.repo_mb * 1024)))
-            commit = repo.tip("master")
-            env = StepEnv(repo.urls[first.transport], "master", commit)
-            for it in items:
-                it.build = hosts[it.role]
-                it.history.append("note", server.name, text=f"repository of {repo.pack_bytes} "
-                                  f"bytes, {repo.spec.commit_count} commits, served over "
-                                  f"{first.transport}")
-            try:
-                for it in items:
-                    _baseline(run_ctx, it, env)
-                _under_loss(run_ctx, first, items, server, env)
-            finally:
-                for it in items:
-                    if it.build is not None:
-                        remove_agent(it.build, run_ctx)
+            commit = _serve_and_run(run_ctx, first, items, hosts, git)
+    return [_judged(it, commit) for it in items]
+
+
+def _serve_and_run(run_ctx: Run, first: SlowcloneConfig, items: list[Item],
+                   hosts: dict[str, Host], git: GitServer) -> str:
+    server = hosts["gitserver"]
+    repo = git.create(RepoSpec(name="project", size_kb=int(first.repo_mb * 1024)))
+    commit = repo.tip("master")
+    env = StepEnv(repo.urls[first.transport], "master", commit)
+    for it in items:
+        it.build = hosts[it.role]
+        it.env.target = it.build.name
+        it.history.append("note", server.name, text=f"repository of {repo.pack_bytes} "
+                          f"bytes, {repo.spec.commit_count} commits, served over "
+                          f"{first.transport}")
+    try:
+        for it in items:
+            _baseline(run_ctx, it, env)
+        _under_loss(run_ctx, first, items, server, env)
     finally:
         for it in items:
-            it.history.close()
-    results = []
-    for it in items:
-        params = check.Params(commit=commit, budget_s=it.cfg.budget_s,
-                              cancel_grace_s=it.cfg.cancel_grace_s, loss=it.cfg.loss,
-                              host=it.build.name if it.build else "")
-        verdict = run_checker(check.check, it.history.events(), params)
-        results.append(IncidentResult(
-            incident=INCIDENT, label=it.label, configuration=str(it.cfg.checkout),
-            provider=it.cfg.provider, verdict=verdict, expected=it.expect,
-            duration_s=round(time.monotonic() - started, 1), figures=dict(verdict.figures),
-            artefacts={"history": str(it.outdir / "history.jsonl"), **it.artefacts},
-            target=it.build.name if it.build else ""))
-    return results
+            if it.build is not None:
+                remove_agent(it.build, run_ctx)
+    return commit
+
+
+def _judged(it: Item, commit: str) -> IncidentResult:
+    params = check.Params(commit=commit, budget_s=it.cfg.budget_s,
+                          cancel_grace_s=it.cfg.cancel_grace_s, loss=it.cfg.loss,
+                          host=it.build.name if it.build else "")
+    return it.env.result(run_checker(check.check, it.history.events(), params))
 
 
 def _step(run_ctx: Run, it: Item, env: StepEnv, label: str) -> CheckoutStep:
@@ -203,12 +205,12 @@ def _analyse(it: Item, capture: Capture) -> None:
     result = capture.result
     if result is None:
         return
-    it.artefacts["pcap"] = str(result.pcap)
+    it.env.artefacts["pcap"] = Path(result.pcap)
     analysis = analyse(result.pcap)
     table = it.outdir / "retransmissions.md"
     table.write_text(f"# Retransmissions seen on {result.host} ({result.iface})\n\n"
                      + analysis.table() + "\n")
-    it.artefacts["retransmissions"] = str(table)
+    it.env.artefacts["retransmissions"] = table
     it.history.append("capture", result.host, complete=result.complete,
                       dropped_by_kernel=result.dropped_by_kernel, **analysis.figures())
 
