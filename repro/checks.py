@@ -13,7 +13,9 @@ An observed failure outranks everything a checker found inconclusive: an
 intermittent incident seen once is a failure, and only a run with no failure
 observed may be run again (plugin.Session.judged, the gate).
 
-`run_checker` wraps a checker so that a crash yields "unknown" with the error.
+`run_checker` wraps a checker so that a crash yields "unknown" with the error. A checker
+is composed of named rules (repro.rules); the primitives they share over probe samples
+(liveness gaps, the observer's silence, reboots) are here.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from repro.history import Event
 
@@ -123,16 +125,25 @@ def longest_silence(samples: Iterable[Event]) -> float:
     return max((b - a for a, b in pairwise(ts)), default=0.0)
 
 
-def reboots(samples: Iterable[Event]) -> list[tuple[str, float, str, str]]:
+class Reboot(NamedTuple):
+    """A change of boot id seen by a probe: the host booted again between two samples."""
+
+    host: str
+    t: float
+    old: str  # boot id before
+    new: str  # boot id after
+
+
+def reboots(samples: Iterable[Event]) -> list[Reboot]:
     """(host, t, old boot id, new boot id) for every change of boot id seen by a probe."""
     seen: dict[str, str] = {}
-    changes = []
+    changes: list[Reboot] = []
     for e in sorted(samples, key=lambda e: e.t):
         boot = e.get("boot_id")
         if not boot:
             continue
         old = seen.get(e.host)
         if old is not None and old != boot:
-            changes.append((e.host, e.t, old, boot))
+            changes.append(Reboot(e.host, e.t, old, boot))
         seen[e.host] = boot
     return changes

@@ -38,3 +38,14 @@ def ssh_leg_down(events: list[Event], start: float, end: float) -> list[Event]:
                                                          "rtt_s": None, "boot_id": None}))
         out.append(e)
     return out
+
+
+def fault_window(fault: str, host: str, start: float, stop: float | None = None,
+                 shortfall: str = "", **measured: Any) -> list[Event]:
+    """A fault's `fault.start` (with what it measured and its shortfall) and, when `stop` is
+    given, its `fault.stop`: what `repro.faults.base.injected` writes."""
+    out = [ev(start, "fault.start", host, fault=fault, applied={}, measured=measured,
+              shortfall=shortfall)]
+    if stop is not None:
+        out.append(ev(stop, "fault.stop", host, fault=fault))
+    return out
