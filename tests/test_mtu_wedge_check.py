@@ -128,3 +128,11 @@ def test_a_freeze_beside_a_starved_observer_is_still_a_failure():
     v = check(samples + flood(), P)
     assert v.outcome is Outcome.FAIL and "ssh sessions froze" in v.reasons[0]
     assert any("observer was starved" in r for r in v.reasons[1:])
+
+
+def test_a_target_gone_from_the_network_excuses_every_shortfall_of_the_flood():
+    # the flood stopped early, with 2 of 3 streams and next to no data: the target's collapse
+    # explains all of it, so only the gap is reported, never "did not take effect"
+    v = check(heartbeat(T, 0, 10, down=(2.0, 99)) + flood(stop=4.0, up=2, moved=1000), P)
+    assert v.outcome is Outcome.FAIL
+    assert len(v.reasons) == 1 and "dropped off the network" in v.reasons[0]

@@ -40,6 +40,7 @@ from typing import Any
 
 from repro.checks import Gap, Verdict, liveness_gaps, reboots
 from repro.history import Event, of_kind
+from repro.rules import at, fault_events, lost_gaps, missed_in_a_row, rebooted
 
 # console findings that mean the kernel itself went down (others are failures, not loss)
 LOSS_PATTERNS = ("panic", "oops")
@@ -67,12 +68,16 @@ class Observed:
     gaps: list[Gap]
     lost: list[tuple[Gap, int]]  # gaps with at least `misses` missed samples, and the count
     t0: float | None  # when the first fill began
+    end: float  # the host's last event: the end of observation
+
+    def since(self, t: float) -> str:
+        return _since(t, self.t0)
 
 
 def observe(events: list[Event], p: Params) -> Observed:
     mine = [e for e in events if e.host == p.host]
     probes = of_kind(mine, "probe")
-    fills = [e for e in of_kind(mine, "fault.start") if e.get("fault") == "disk_fill"]
+    fills = fault_events(mine, "start", "disk_fill")
     life: list[Event] = []
     for e in of_kind(mine, "host"):  # QEMU may report one reset several times
         if e.get("event") in LIFE and not any(
@@ -80,12 +85,10 @@ def observe(events: list[Event], p: Params) -> Observed:
             life.append(e)
     reachable = [Event(e.t, e.kind, e.host, e.fields | {"ok": e.get("tcp_ok", e.get("ok"))})
                  for e in probes if e.get("leg", "tcp") == "tcp"]
-    gaps = liveness_gaps(reachable, end=max((e.t for e in mine), default=0.0))
-    lost = [(g, n) for g in gaps
-            if (n := sum(1 for e in reachable if g.start < e.t <= g.end and not e.get("ok")))
-            >= p.misses]
-    return Observed(mine, probes, of_kind(mine, "kernel"), life, reachable, gaps, lost,
-                    fills[0].t if fills else None)
+    end = max((e.t for e in mine), default=0.0)
+    return Observed(mine, probes, of_kind(mine, "kernel"), life, reachable,
+                    liveness_gaps(reachable, end=end), lost_gaps(reachable, p.misses, end=end),
+                    fills[0].t if fills else None, end)
 
 
 def loss_evidence(events: list[Event], p: Params) -> list[str]:
@@ -102,7 +105,7 @@ def _evidence(o: Observed) -> list[str]:
 
 
 def _since(t: float, t0: float | None) -> str:
-    return f"{t - t0:+.2f} s after the first fill began" if t0 is not None else f"at {t:.2f} s"
+    return f"{t - t0:+.2f} s after the first fill began" if t0 is not None else at(t)
 
 
 def _by_pattern(kernel: list[Event]) -> dict[str, list[Event]]:
@@ -128,19 +131,11 @@ def _reboot_failures(o: Observed) -> list[str]:
         if e.get("event") == "exited":
             what += f" ({e.get('detail', '')})"
         out.append(f"{what} {_since(e.t, o.t0)}")
-    for host, t, old, new in reboots(o.probes):
-        out.append(f"{host} rebooted: boot id {old[:8]} -> {new[:8]}, seen by the "
-                   f"heartbeat {_since(t, o.t0)}")
-    return out
+    return out + rebooted(o.probes, since=o.since).failures
 
 
 def _heartbeat_failures(o: Observed, p: Params) -> list[str]:
-    out = []
-    for g, missed in o.lost:
-        tail = ", still down when observation ended" if g.ongoing else ""
-        out.append(f"heartbeat lost the host for {g.length:.2f} s ({missed} missed "
-                   f"samples in a row, limit {p.misses - 1}) {_since(g.start, o.t0)}{tail}")
-    return out
+    return missed_in_a_row(o.reachable, p.misses, end=o.end, since=o.since).failures
 
 
 def _op_failures(o: Observed) -> list[str]:

@@ -1,8 +1,8 @@
 """The oracle: did the deploy storm stall the workload?
 
 Model: a pure function of the history, composed of small named rules that each
-add failures, inconclusive reasons and figures to one `Findings`. The storm is
-the fault window (`fault.start` / `fault.stop`, fault "deploy_storm"); the
+add failures, inconclusive reasons and figures to one `Findings` (repro.rules).
+The storm is the fault window (`fault.start` / `fault.stop`, fault "deploy_storm"); the
 judged window runs from the storm's start to the end of the history (during
 and after). A *stall* is a stretch of time in which operations of one kind
 (writes, reads) were waiting and none of that kind completed: the lock queue's
@@ -46,11 +46,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from repro.checks import Verdict
 from repro.history import Event
 from repro.mongo_index_lock.storm import FAULT
+from repro.rules import Findings, fault_events
 
 Span = tuple[float, float]
 
@@ -77,18 +78,6 @@ class Stall:
     @property
     def length_s(self) -> float:
         return self.end - self.start
-
-
-@dataclass
-class Findings:
-    """What the rules found; the verdict is `Verdict.judge` of it."""
-
-    failures: list[str] = field(default_factory=list)
-    inconclusive: list[str] = field(default_factory=list)
-    figures: dict[str, object] = field(default_factory=dict)
-
-    def verdict(self) -> Verdict:
-        return Verdict.judge(self.failures, self.inconclusive, self.figures)
 
 
 @dataclass(frozen=True)
@@ -194,13 +183,13 @@ def check(events: list[Event], p: Params) -> Verdict:
     found = Findings(figures={"instances_asked": p.instances})
     ops = [e for e in events if e.kind == "op"]
     frozen = freezes(events, p.freeze_s)
-    starts = [e.t for e in events if e.kind == "fault.start" and e.get("fault") == FAULT]
+    starts = [e.t for e in fault_events(events, "start", FAULT)]
     if not starts:
         found.inconclusive.append("the deploy storm never started")
         failed_operations(ops, None, frozen, found)
         return found.verdict()
     end = max((_done(e) for e in events), default=0.0)
-    stops = [e.t for e in events if e.kind == "fault.stop" and e.get("fault") == FAULT]
+    stops = [e.t for e in fault_events(events, "stop", FAULT)]
     run = Observed(events, p, starts[0], stops[0] if stops else end, end, frozen, ops)
     found.figures["storm_s"] = round(run.s1 - run.s0, 2)
     for rule in (stall_rule, instance_rule, workload_rule, freeze_rule, latency_rule,

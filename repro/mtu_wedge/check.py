@@ -10,18 +10,36 @@ long could have gone unseen: inconclusive. Inconclusive when the flood did not r
 target (fewer streams than asked) *and* the target stayed reachable, i.e.
 nothing but the harness explains the shortfall; a flood cut short by the
 target vanishing is the incident, not a harness failure.
+
+Composed (repro.rules) of the figures, then the failure rules in the order of their
+reasons: network gaps, session freezes, reboots; then the rule that says why the run
+proves nothing (observer starved, streams short or idle, flood cut short), which the
+target vanishing from the network excuses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from repro.checks import Verdict, liveness_gaps, longest_silence, reboots
+from repro.checks import Gap, Reboot, Verdict, liveness_gaps, longest_silence
 from repro.history import Event, of_kind
 from repro.probes.heartbeat import leg
+from repro.rules import (
+    Findings,
+    compose,
+    fault_events,
+    fault_took_effect,
+    gaps_over,
+    inconclusive,
+    merge,
+    observer_starved,
+    rebooted,
+    stalls_over,
+)
 
 MIN_MOVED_BYTES = 1 << 20  # a stream that moved less than 1 MiB never carried bulk data
 SESSION_FREEZE_FACTOR = 5
+FAULT = "ssh_flood"
 
 
 @dataclass(frozen=True)
@@ -32,76 +50,119 @@ class Params:
     max_gap_s: float
 
 
+@dataclass(frozen=True)
+class Observed:
+    """The target's heartbeat legs and the flood, as the rules below see them."""
+
+    probes: list[Event]
+    network: list[Event]  # TCP-connect leg
+    sessions: list[Event]  # ssh-command leg
+    began: float  # the flood's start
+    ended: float  # the flood's stop (the last sample when it never stopped)
+    end: float  # the end of observation
+    gaps: list[Gap]  # of the network leg
+    freezes: list[Gap]  # of the sessions leg
+    streams_up: int
+    moved: dict[int, int]  # bytes each stream moved after the go signal
+    vanished: bool  # the target dropped off the network for longer than the limit
+
+    def since(self, t: float) -> str:
+        return f"{t - self.began:+.2f} s after the flood began"
+
+
 def check(events: list[Event], p: Params) -> Verdict:
     probes = [e for e in of_kind(events, "probe") if e.host == p.target]
-    starts = [e for e in of_kind(events, "fault.start")
-              if e.get("fault") == "ssh_flood" and e.host == p.target]
-    stops = [e for e in of_kind(events, "fault.stop") if e.get("fault") == "ssh_flood"]
-    failures: list[str] = []
-    inconclusive: list[str] = []
     if not leg(probes, "tcp") or not leg(probes, "ssh"):
-        return Verdict.judge([], [f"no heartbeat samples of {p.target}: nothing was observed"], {})
-    if not starts:
-        return Verdict.judge([], [f"the ssh flood against {p.target} never started"], {})
-    flood_start = starts[0].t
-    flood_end = stops[-1].t if stops else probes[-1].t
-    end = max(probes[-1].t, flood_end)
+        return compose(inconclusive(f"no heartbeat samples of {p.target}: nothing was observed"))
+    started = fault_took_effect(events, FAULT, host=p.target,
+                                never=f"the ssh flood against {p.target} never started")
+    if started.inconclusive:
+        return compose(started)
+    o = observe(events, probes, p)
+    return compose(_figures(o, p), _network_gaps(o, p), _session_freezes(o, p),
+                   _reboots(o), _not_in_effect(o, p))
+
+
+def observe(events: list[Event], probes: list[Event], p: Params) -> Observed:
+    start = fault_events(events, "start", FAULT, p.target)[0]
+    stops = fault_events(events, "stop", FAULT)
+    ended = stops[-1].t if stops else probes[-1].t
+    end = max(probes[-1].t, ended)
     network, sessions = leg(probes, "tcp"), leg(probes, "ssh")
     gaps = liveness_gaps(network, end=end)
-    longest = max(gaps, key=lambda g: g.length, default=None)
-    freezes = liveness_gaps(sessions, end=end)
-    longest_freeze = max((g.length for g in freezes), default=0.0)
-    silence = longest_silence(network)
-    streams_up = int(starts[0].get("measured", {}).get("streams_up", 0))
+    return Observed(probes, network, sessions, start.t, ended, end, gaps,
+                    liveness_gaps(sessions, end=end),
+                    int(start.get("measured", {}).get("streams_up", 0)),
+                    _moved_per_stream(events, p.target),
+                    any(g.length > p.max_gap_s for g in gaps))
 
-    moved = _moved_per_stream(events, p.target)
-    flood_s = round(flood_end - flood_start, 2)
-    figures: dict[str, object] = {
+
+def _figures(o: Observed, p: Params) -> Findings:
+    longest = max(o.gaps, key=lambda g: g.length, default=None)
+    return Findings(figures={
         "longest_gap_s": round(longest.length, 3) if longest else 0.0,
-        "gap_began_s": round(longest.start - flood_start, 3) if longest else None,
-        "streams_up": streams_up,
+        "gap_began_s": round(longest.start - o.began, 3) if longest else None,
+        "streams_up": o.streams_up,
         "streams_asked": p.streams,
-        "mb_moved": round(sum(moved.values()) / 1e6, 1),
-        "flood_s": flood_s,
-        "longest_ssh_freeze_s": round(longest_freeze, 3),
-        "observer_silence_s": round(silence, 3),
-        "probes": len(probes),
-        "tcp_failures": sum(1 for e in network if not e.get("ok")),
-        "ssh_failures": sum(1 for e in sessions if not e.get("ok")),
-    }
+        "mb_moved": round(sum(o.moved.values()) / 1e6, 1),
+        "flood_s": _flood_s(o),
+        "longest_ssh_freeze_s": round(max((g.length for g in o.freezes), default=0.0), 3),
+        "observer_silence_s": round(longest_silence(o.network), 3),
+        "probes": len(o.probes),
+        "tcp_failures": sum(1 for e in o.network if not e.get("ok")),
+        "ssh_failures": sum(1 for e in o.sessions if not e.get("ok")),
+    })
 
-    for g in gaps:
-        if g.length > p.max_gap_s:
-            state = "and had not come back when observation ended" if g.ongoing else ""
-            failures.append(
-                f"{g.host} dropped off the network for {g.length:.2f} s (limit {p.max_gap_s} s),"
-                f" from {g.start - flood_start:+.2f} s after the flood began {state}".rstrip())
-    freeze_limit = SESSION_FREEZE_FACTOR * p.max_gap_s
-    for g in freezes:
-        if g.length > freeze_limit and not any(n.start <= g.end and g.start <= n.end
-                                               for n in gaps if n.length > p.max_gap_s):
-            failures.append(f"{g.host} answered TCP but its ssh sessions froze for "
-                            f"{g.length:.2f} s (limit {freeze_limit:.0f} s), from "
-                            f"{g.start - flood_start:+.2f} s after the flood began")
-    for host, t, old, new in reboots(sessions):
-        failures.append(f"{host} rebooted at {t - flood_start:+.2f} s after the flood began "
-                        f"(boot id {old[:8]} -> {new[:8]})")
-    vanished = any(g.length > p.max_gap_s for g in gaps)
-    if silence > p.max_gap_s and not vanished:
-        inconclusive.append(f"the observer was starved: {silence:.2f} s without a heartbeat "
-                            f"sample (limit {p.max_gap_s} s), so a gap could have gone unseen")
-    if streams_up < p.streams and not vanished:
-        inconclusive.append(f"only {streams_up}/{p.streams} ssh streams ran against "
-                            f"{p.target} while it stayed reachable: the flood did not take "
-                            "effect")
-    idle = sorted(i for i, b in moved.items() if b < MIN_MOVED_BYTES)
-    if idle and not vanished:
-        inconclusive.append(f"streams {idle} moved less than 1 MiB: the flood did not take "
-                            "effect")
-    if flood_s < p.duration_s - 0.5 and not vanished:
-        inconclusive.append(f"the flood lasted {flood_s} s, "
-                            f"not the {p.duration_s} s asked")
-    return Verdict.judge(failures, inconclusive, figures)
+
+def _flood_s(o: Observed) -> float:
+    return round(o.ended - o.began, 2)
+
+
+def _network_gaps(o: Observed, p: Params) -> Findings:
+    """The wedge: the target stopped answering TCP connects for longer than `max_gap_s`."""
+    def say(g: Gap) -> str:
+        state = "and had not come back when observation ended" if g.ongoing else ""
+        return (f"{g.host} dropped off the network for {g.length:.2f} s (limit {p.max_gap_s} "
+                f"s), from {o.since(g.start)} {state}").rstrip()
+    return gaps_over(o.network, p.max_gap_s, end=o.end, say=say)
+
+
+def _session_freezes(o: Observed, p: Params) -> Findings:
+    """ssh sessions frozen for SESSION_FREEZE_FACTOR x `max_gap_s` while TCP answered (a
+    loaded sshd is slow, not gone; a freeze inside a network gap is that gap)."""
+    limit = SESSION_FREEZE_FACTOR * p.max_gap_s
+
+    def say(g: Gap) -> str:
+        return (f"{g.host} answered TCP but its ssh sessions froze for {g.length:.2f} s "
+                f"(limit {limit:.0f} s), from {o.since(g.start)}")
+    return stalls_over(o.freezes, limit, explained=[g for g in o.gaps if g.length > p.max_gap_s],
+                       say=say)
+
+
+def _reboots(o: Observed) -> Findings:
+    def say(r: Reboot) -> str:
+        return f"{r.host} rebooted at {o.since(r.t)} (boot id {r.old[:8]} -> {r.new[:8]})"
+    return rebooted(o.sessions, say=say)
+
+
+def _not_in_effect(o: Observed, p: Params) -> Findings:
+    """Why the run proves nothing, unless the target vanished: a flood cut short by the
+    target's collapse is the incident, not a harness failure."""
+    if o.vanished:
+        return Findings()
+    found = observer_starved(o.network, p.max_gap_s)
+    if o.streams_up < p.streams:
+        found = merge(found, inconclusive(
+            f"only {o.streams_up}/{p.streams} ssh streams ran against {p.target} while it "
+            "stayed reachable: the flood did not take effect"))
+    idle = sorted(i for i, b in o.moved.items() if b < MIN_MOVED_BYTES)
+    if idle:
+        found = merge(found, inconclusive(f"streams {idle} moved less than 1 MiB: the flood "
+                                          "did not take effect"))
+    if _flood_s(o) < p.duration_s - 0.5:
+        found = merge(found, inconclusive(f"the flood lasted {_flood_s(o)} s, "
+                                          f"not the {p.duration_s} s asked"))
+    return found
 
 
 def _moved_per_stream(events: list[Event], target: str) -> dict[int, int]:

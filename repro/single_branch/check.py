@@ -17,6 +17,9 @@ reach of every depth-1 clone). Inconclusive when a shape was not served (the
 step's result there proves nothing), when no served shape remains, or when
 no served shape asked for a branch's tip or for an older commit: the property
 was never exercised where the incident lives.
+
+Composed (repro.rules) of the figures and four rules: COMMIT reached, branch tips reached
+(failures, in that order), shapes served, the incident's case exercised (inconclusive).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 
 from repro.checks import Verdict
 from repro.history import Event, of_kind
+from repro.rules import Findings, compose, fail, inconclusive
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ def _shown(e: Event) -> str:
 
 
 def _figures(ops: list[Event], served: list[Event], failing: list[Event],
-             events: list[Event]) -> dict[str, object]:
+             events: list[Event]) -> Findings:
     figures: dict[str, object] = {
         "shapes_tried": len(ops), "shapes_unserved": len(ops) - len(served),
         "shapes_failing": len(failing),
@@ -67,43 +71,54 @@ def _figures(ops: list[Event], served: list[Event], failing: list[Event],
         figures["hypothesis_shrunk_to"] = shrunk[-1].get("describe")
     if failing:
         figures["smallest_failing"] = _smallest(failing).get("describe")
-    return figures
+    return Findings(figures=figures)
 
 
-def _failures(served: list[Event], failing: list[Event]) -> list[str]:
+def commit_reached(served: list[Event], failing: list[Event]) -> Findings:
+    """Every served shape left WORKDIR at COMMIT; else how many did not, and the smallest."""
     if not failing:
-        return []
-    out = [f"{len(failing)} of {len(served)} repository shapes: the step did not leave "
-           "WORKDIR at COMMIT",
-           f"smallest repository that shows it: {_shown(_smallest(failing))}"]
+        return Findings()
+    return fail(f"{len(failing)} of {len(served)} repository shapes: the step did not leave "
+                "WORKDIR at COMMIT",
+                f"smallest repository that shows it: {_shown(_smallest(failing))}")
+
+
+def branch_tips_reached(served: list[Event], failing: list[Event]) -> Findings:
+    """A branch's tip not reached is named apart: the single-branch mechanism."""
     tips = [e for e in failing if _branch_tip(e)]
-    if tips:
-        out.append(f"{len(tips)} of {sum(map(_branch_tip, served))} branch tips not reached "
-                   f"(only the default branch arrived: the single-branch mechanism), the "
-                   f"smallest: {_shown(_smallest(tips))}")
-    return out
+    if not tips:
+        return Findings()
+    return fail(f"{len(tips)} of {sum(map(_branch_tip, served))} branch tips not reached "
+                f"(only the default branch arrived: the single-branch mechanism), the "
+                f"smallest: {_shown(_smallest(tips))}")
 
 
-def _inconclusive(ops: list[Event], served: list[Event]) -> list[str]:
-    out = []
-    if len(served) < len(ops):
-        out.append(f"the git server did not serve {len(ops) - len(served)} of {len(ops)} "
-                   "shapes (ls-remote from the build host did not show the branch at its "
-                   "tip): the step's result there proves nothing")
+def shapes_served(ops: list[Event], served: list[Event]) -> Findings:
+    """A shape the git server did not serve proves nothing about the step."""
+    if len(served) == len(ops):
+        return Findings()
+    return inconclusive(f"the git server did not serve {len(ops) - len(served)} of {len(ops)} "
+                        "shapes (ls-remote from the build host did not show the branch at its "
+                        "tip): the step's result there proves nothing")
+
+
+def incident_exercised(served: list[Event]) -> Findings:
+    """Some served shape asked for a branch's tip, and some for an older commit."""
     if not served:
-        out.append("no checkout ran against a repository the git server served")
-        return out
+        return inconclusive("no checkout ran against a repository the git server served")
+    found = Findings()
     if not any(map(_branch_tip, served)):
-        out.append("no shape asked for the tip of a branch other than master: the "
-                   "incident's case was never tried")
+        found.inconclusive.append("no shape asked for the tip of a branch other than master: "
+                                  "the incident's case was never tried")
     if not any(int(e.get("back", 0)) > 0 for e in served):
-        out.append("no shape asked for an older commit (below a branch's tip)")
-    return out
+        found.inconclusive.append("no shape asked for an older commit (below a branch's tip)")
+    return found
 
 
 def check(events: list[Event], p: Params) -> Verdict:
     ops = [e for e in of_kind(events, "op") if e.get("name") == "checkout"]
     served = [e for e in ops if e.get("served") is True]
     failing = [e for e in served if not _ok(e)]
-    return Verdict.judge(_failures(served, failing), _inconclusive(ops, served),
-                         _figures(ops, served, failing, events))
+    return compose(_figures(ops, served, failing, events), commit_reached(served, failing),
+                   branch_tips_reached(served, failing), shapes_served(ops, served),
+                   incident_exercised(served))

@@ -24,16 +24,31 @@ ended after the budget, exited 0 away from COMMIT, or exited leaving git
 processes behind; when a cancel left the
 step or any git child alive after the grace time. Pass otherwise: under loss
 the step finished at COMMIT, or gave up by itself (non-zero exit) in budget.
+
+Composed (repro.rules) of, in the order of their reasons: the loss rule, the baseline, the
+step under loss, each run's cancel, and the capture's figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from repro.checks import Verdict
 from repro.faults.loss import judge_loss
 from repro.history import Event, of_kind
+from repro.rules import (
+    Findings,
+    compose,
+    fail,
+    fault_events,
+    fault_took_effect,
+    inconclusive,
+    merge,
+    over_budget,
+)
+
+CAPTURE_FIGURES = ("retransmissions", "longest_retransmission_gap_s", "longest_backoff_run",
+                   "longest_backoff_gaps_s", "zero_windows", "resets")
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,11 @@ class Params:
     cancel_grace_s: float
     loss: float
     host: str = ""  # the build host: only its link's directions count (others share the fault)
+
+
+def check(events: list[Event], p: Params) -> Verdict:
+    return compose(loss_took_effect(events, p), baseline(events, p), under_loss(events, p),
+                   cancel_ended(events, "budget", p), cancel_run(events, p), capture(events))
 
 
 def _ops(events: list[Event], name: str, run: str, phase: str) -> list[Event]:
@@ -55,97 +75,120 @@ def _one(events: list[Event], name: str, run: str, phase: str) -> Event | None:
     return found[-1] if found else None
 
 
-def _loss_shortfalls(events: list[Event], p: Params) -> tuple[list[str], dict[str, Any]]:
-    starts = [e for e in of_kind(events, "fault.start") if e.get("fault") == "loss"]
-    if not starts:
-        return ["no packet loss was injected"], {}
-    out = [f"loss calibration: {starts[-1].get('shortfall')}"] if starts[-1].get("shortfall") \
-        else []
-    measures = [e for e in of_kind(events, "fault.measure") if e.get("fault") == "loss"]
+# -- the rules ------------------------------------------------------------------------------
+
+def loss_took_effect(events: list[Event], p: Params) -> Findings:
+    """The loss was injected, calibrated, and its whole window's counters (read back after
+    heal) on the build host's link are within `judge_loss`'s tolerance."""
+    injected = fault_took_effect(events, "loss", never="no packet loss was injected",
+                                 shortfall="loss calibration")
+    if not fault_events(events, "start", "loss"):
+        return injected
+    measures = fault_events(events, "measure", "loss")
     if not measures:
-        return [*out, "the loss fault's counters were never read back"], {}
-    m = measures[-1]
+        return merge(injected, inconclusive("the loss fault's counters were never read back"))
+    return merge(injected, _loss_counted(measures[-1], p))
+
+
+def _loss_counted(m: Event, p: Params) -> Findings:
+    found = Findings()
     achieved = {}
     directions = [d for d in m.get("directions", [])
                   if not p.host or p.host in (d.get("src"), d.get("dst"))]
-    mechanisms = sorted({str(d.get("mechanism")) for d in directions})
     for d in directions:
         why = judge_loss(p.loss, int(d["offered"]), int(d["dropped"]), int(d.get("oversize", 0)),
                          int(m.get("required", 5000)))
         key = f"{d['src']} -> {d['dst']}"
         achieved[key] = f"{d['dropped']}/{d['offered']} = {d['dropped'] / max(1, d['offered']):.1%}"
         if why:
-            out.append(f"loss {key}: {why}")
-    return out, {"loss_target": p.loss, "loss_achieved": achieved, "loss_mechanisms": mechanisms}
+            found.inconclusive.append(f"loss {key}: {why}")
+    found.figures = {"loss_target": p.loss, "loss_achieved": achieved,
+                     "loss_mechanisms": sorted({str(d.get("mechanism")) for d in directions})}
+    return found
 
 
-def _judge_cancel(events: list[Event], run: str, p: Params, failures: list[str]) -> dict[str, Any]:
-    sent, done = _one(events, "cancel", run, "sent"), _one(events, "cancel", run, "done")
-    if sent is None:
-        return {}
-    if done is None:
-        failures.append(f"{run} run: a cancel was sent but its outcome was never observed")
-        return {}
-    after = done.get("ended_after_s")
-    survivors = done.get("survivors") or []
-    if after is None or after > p.cancel_grace_s or survivors:
-        alive = ", ".join(f"{c} (pid {pid})" for pid, c, _ in survivors) or "the step"
-        failures.append(f"{run} run: SIGTERM to the step's process group at "
-                        f"{sent.get('elapsed_s', 0):.1f} s did not end it within "
-                        f"{p.cancel_grace_s:g} s: still alive: {alive}")
-    return {f"{run}_cancel_ended_after_s": after}
-
-
-def check(events: list[Event], p: Params) -> Verdict:
-    failures: list[str] = []
-    inconclusive, figures = _loss_shortfalls(events, p)
-    figures = dict(figures)
-
+def baseline(events: list[Event], p: Params) -> Findings:
+    """Without any loss the step checks out COMMIT."""
     base = _one(events, "checkout", "baseline", "exit")
-    if base is not None:
-        figures["baseline_s"] = base.get("elapsed_s")
-        if base.get("exit_code") != 0 or base.get("head") != p.commit:
-            failures.append(f"without any loss the step does not check out COMMIT: exit "
-                            f"{base.get('exit_code')}, WORKDIR at {base.get('head') or 'nothing'}"
-                            f": {str(base.get('output', '')).strip()[-200:]}")
+    if base is None:
+        return Findings()
+    found = Findings(figures={"baseline_s": base.get("elapsed_s")})
+    if base.get("exit_code") != 0 or base.get("head") != p.commit:
+        found.failures.append(f"without any loss the step does not check out COMMIT: exit "
+                              f"{base.get('exit_code')}, WORKDIR at "
+                              f"{base.get('head') or 'nothing'}: "
+                              f"{str(base.get('output', '')).strip()[-200:]}")
+    return found
 
+
+def under_loss(events: list[Event], p: Params) -> Findings:
+    """Under loss the step ran, and neither hung (the incident) nor broke its exit rules."""
+    found = Findings()
     if _one(events, "checkout", "budget", "start") is None:
-        inconclusive.append("the step never ran under loss")
+        found.inconclusive.append("the step never ran under loss")
     hung = _one(events, "checkout", "budget", "hung")
     end = _one(events, "checkout", "budget", "exit")
     if hung is not None:
-        figures["under_loss_s"] = f">{hung.get('elapsed_s', 0):.0f} (hung)"
-        failures.append(f"under {p.loss:.0%} loss the step was still running after "
-                        f"{hung.get('elapsed_s', 0):.0f} s, twice its {p.budget_s:g} s budget: "
-                        "hung, with no timeout of its own (the incident)")
-    elif end is not None:
-        elapsed = float(end.get("elapsed_s") or 0.0)
-        code, head = end.get("exit_code"), end.get("head")
-        figures.update(under_loss_s=round(elapsed, 1), under_loss_exit=code)
-        if elapsed > p.budget_s:
-            failures.append(f"under {p.loss:.0%} loss the step ran {elapsed:.0f} s, over its "
-                            f"{p.budget_s:g} s budget (exit {code})")
-        elif code == 0 and head != p.commit:
-            failures.append(f"the step exited 0 but left WORKDIR at {head or 'nothing'}, "
-                            f"not COMMIT {p.commit[:12]}")
-        left = [f"{c} (pid {pid})" for pid, c, _ in end.get("left_running") or []]
-        if left:
-            failures.append(f"the step exited ({code}) but left running: {', '.join(left)}")
-    figures.update(_judge_cancel(events, "budget", p, failures))
+        elapsed = hung.get("elapsed_s", 0)
+        return merge(found, Findings(
+            failures=[f"under {p.loss:.0%} loss the step was still running after "
+                      f"{elapsed:.0f} s, twice its {p.budget_s:g} s budget: hung, with no "
+                      "timeout of its own (the incident)"],
+            figures={"under_loss_s": f">{elapsed:.0f} (hung)"}))
+    return merge(found, _exited(end, p)) if end is not None else found
 
-    if _one(events, "checkout", "cancel", "start") is not None:
-        if _one(events, "cancel", "cancel", "sent") is None:
-            ended = _one(events, "checkout", "cancel", "exit")
-            at = f" at {ended.get('elapsed_s', 0):.1f} s" if ended else ""
-            inconclusive.append(f"the cancel run's step ended by itself{at}, before the "
-                                "cancel: cancel was not exercised")
-        figures.update(_judge_cancel(events, "cancel", p, failures))
 
+def _exited(end: Event, p: Params) -> Findings:
+    """The step ended in budget, at COMMIT when it says it succeeded, and left nothing."""
+    elapsed = float(end.get("elapsed_s") or 0.0)
+    code, head = end.get("exit_code"), end.get("head")
+    found = merge(Findings(figures={"under_loss_s": round(elapsed, 1), "under_loss_exit": code}),
+                  over_budget(f"under {p.loss:.0%} loss the step", elapsed, p.budget_s,
+                              f" (exit {code})"))
+    if not found.failed and code == 0 and head != p.commit:
+        found.failures.append(f"the step exited 0 but left WORKDIR at {head or 'nothing'}, "
+                              f"not COMMIT {p.commit[:12]}")
+    left = [f"{c} (pid {pid})" for pid, c, _ in end.get("left_running") or []]
+    if left:
+        found.failures.append(f"the step exited ({code}) but left running: {', '.join(left)}")
+    return found
+
+
+def cancel_ended(events: list[Event], run: str, p: Params) -> Findings:
+    """A cancel sent to the step ended it and every git child within the grace time."""
+    sent, done = _one(events, "cancel", run, "sent"), _one(events, "cancel", run, "done")
+    if sent is None:
+        return Findings()
+    if done is None:
+        return fail(f"{run} run: a cancel was sent but its outcome was never observed")
+    after = done.get("ended_after_s")
+    survivors = done.get("survivors") or []
+    found = Findings(figures={f"{run}_cancel_ended_after_s": after})
+    if after is None or after > p.cancel_grace_s or survivors:
+        alive = ", ".join(f"{c} (pid {pid})" for pid, c, _ in survivors) or "the step"
+        found.failures.append(f"{run} run: SIGTERM to the step's process group at "
+                              f"{sent.get('elapsed_s', 0):.1f} s did not end it within "
+                              f"{p.cancel_grace_s:g} s: still alive: {alive}")
+    return found
+
+
+def cancel_run(events: list[Event], p: Params) -> Findings:
+    """The cancel run exercised the cancel (its step was still running) and the cancel
+    worked."""
+    if _one(events, "checkout", "cancel", "start") is None:
+        return Findings()
+    found = Findings()
+    if _one(events, "cancel", "cancel", "sent") is None:
+        ended = _one(events, "checkout", "cancel", "exit")
+        at = f" at {ended.get('elapsed_s', 0):.1f} s" if ended else ""
+        found.inconclusive.append(f"the cancel run's step ended by itself{at}, before the "
+                                  "cancel: cancel was not exercised")
+    return merge(found, cancel_ended(events, "cancel", p))
+
+
+def capture(events: list[Event]) -> Findings:
+    """The retransmission figures of the build host's capture (the last one)."""
     caps = of_kind(events, "capture")
-    if caps:
-        c = caps[-1]
-        for key in ("retransmissions", "longest_retransmission_gap_s", "longest_backoff_run",
-                    "longest_backoff_gaps_s", "zero_windows", "resets"):
-            if key in c.fields:
-                figures[key] = c.get(key)
-    return Verdict.judge(failures, inconclusive, figures)
+    if not caps:
+        return Findings()
+    return Findings(figures={k: caps[-1].get(k) for k in CAPTURE_FIGURES if k in caps[-1].fields})
