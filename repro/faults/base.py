@@ -9,7 +9,10 @@ registers the fault in a process-wide registry so a SIGTERM/SIGINT handler
 
 Whether a fault *took effect* is part of what it measures: `Applied.effective`
 is False with a `shortfall` reason when it missed its target, and checkers turn
-that into an inconclusive verdict.
+that into an inconclusive verdict. What a fault achieved over its whole window,
+known only after it (loss counted, fill level reached, instances that ran), is
+one `fault.measure` event written by `record_measure`. These three constructors
+are the only writers of fault events.
 """
 
 from __future__ import annotations
@@ -78,18 +81,30 @@ class _Registry:
 ACTIVE = _Registry()
 
 
+def record_start(history: History, applied: Applied) -> None:
+    history.append("fault.start", applied.target, t=applied.began_t, fault=applied.fault,
+                   params=applied.params, measured=applied.measured,
+                   shortfall=applied.shortfall)
+
+
+def record_stop(history: History, fault: str, target: str) -> None:
+    history.append("fault.stop", target, fault=fault)
+
+
+def record_measure(history: History, fault: str, target: str, **measured: Any) -> None:
+    history.append("fault.measure", target, fault=fault, **measured)
+
+
 @contextlib.contextmanager
 def injected(fault: Fault, history: History) -> Iterator[Applied]:
     ACTIVE.add(fault)
     try:
         applied = fault.inject()
-        history.append("fault.start", applied.target, t=applied.began_t, fault=fault.name,
-                       params=applied.params, measured=applied.measured,
-                       shortfall=applied.shortfall)
+        record_start(history, applied)
         yield applied
     finally:
         try:
             fault.heal()
         finally:
             ACTIVE.remove(fault)
-            history.append("fault.stop", getattr(fault, "target_name", ""), fault=fault.name)
+            record_stop(history, fault.name, getattr(fault, "target_name", ""))

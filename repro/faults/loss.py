@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from repro.errors import FaultError, HostCommandError
-from repro.faults.base import Applied, injected
+from repro.faults.base import Applied, injected, record_measure
 from repro.faults.link import (
     CMD_TIMEOUT_S,
     NetemUnavailable,
@@ -399,5 +399,5 @@ def measured_loss(fault: PacketLoss, history: History) -> Iterator[Applied]:
     finally:
         final = fault.final
         if final is not None:
-            history.append("fault.measure", fault.target_name, fault=fault.name,
+            record_measure(history, fault.name, fault.target_name,
                            shortfall="; ".join(final.shortfalls()), **final.fields())

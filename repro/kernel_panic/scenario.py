@@ -34,7 +34,7 @@ from typing import Any
 
 from repro.checks import Outcome, Verdict, run_checker
 from repro.envelope import envelope
-from repro.faults.base import injected
+from repro.faults.base import injected, record_measure
 from repro.faults.disk_fill import DiskFill
 from repro.history import History
 from repro.hosts.qemu import QemuHost, QemuProvider, VmSpec
@@ -147,7 +147,7 @@ def _round(host: QemuHost, cfg: KernelPanicConfig, history: History, rnd: int,
     fill = DiskFill(host, WORKSPACE, cfg.fillers, cfg.fill_to, FILL_TIMEOUT_S, history)
     with injected(fill, history):
         m = fill.wait(host_dead=lambda: bool(check.loss_evidence(history.events(), params)))
-        history.append("fault.measure", host.name, fault="disk_fill", round=rnd,
+        record_measure(history, fill.name, host.name, round=rnd,
                        fraction=m.fraction, bytes_used=m.bytes_used, ends=m.ends,
                        errors=m.errors, host_lost=m.host_lost, failed_polls=m.failed_polls,
                        seconds=m.seconds, shortfall=DiskFill.shortfall(m, cfg.fill_to))

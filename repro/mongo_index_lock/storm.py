@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro import procs
+from repro.faults.base import Applied, injected, record_measure
 from repro.history import History
 
 FAULT = "deploy_storm"
@@ -79,39 +80,50 @@ class Storm:
         self._lock = threading.Lock()
         self._live: dict[int, subprocess.Popen[bytes]] = {}
 
+    name = FAULT
+    target_name = "deploy"
+
     def run(self, stop: threading.Event) -> StormResult:
-        """Start every wave on schedule, wait for every instance; kill them all on error."""
+        """The storm as the run's fault window (repro.faults.base.injected: recorded, in the
+        heal registry, healed however it ends): every wave on schedule, every instance
+        waited for; what it achieved goes into a `fault.measure` event."""
+        with injected(self, self.history):
+            self._waves(stop)
+        r = self.result
+        record_measure(self.history, FAULT, self.target_name, started=r.started,
+                       succeeded=r.succeeded, failed=r.failed, timed_out=r.timed_out)
+        return self.result
+
+    def inject(self) -> Applied:
         plan = self.plan
-        self.history.append("fault.start", fault=FAULT,
-                            applied={"instances": plan.instances, "waves": plan.waves,
-                                     "interval_s": plan.interval_s,
-                                     "command": " ".join(plan.command)})
+        return Applied(FAULT, self.target_name,
+                       params={"instances": plan.instances, "waves": plan.waves,
+                               "interval_s": plan.interval_s, "command": " ".join(plan.command)})
+
+    def heal(self) -> None:
+        """Kill every instance still running (idempotent)."""
+        self.kill_all()
+
+    def _waves(self, stop: threading.Event) -> None:
+        plan = self.plan
         threads: list[threading.Thread] = []
         t0 = time.monotonic()
         n = 0
-        try:
-            for wave, size in enumerate(plan.wave_sizes()):
-                wait = t0 + wave * plan.interval_s - time.monotonic()
-                if wait > 0 and stop.wait(wait):  # the deploy's schedule, not synchronisation
-                    break
-                self.history.append("note", host="deploy", text=f"wave {wave + 1}: {size} "
-                                    f"instances", wave=wave + 1)
-                for _ in range(size):
-                    th = threading.Thread(target=self._instance, args=(n, wave + 1),
-                                          name=f"repro-instance{n}", daemon=True)
-                    th.start()
-                    threads.append(th)
-                    n += 1
-            deadline = time.monotonic() + plan.timeout_s + KILL_GRACE_S * 2
-            for th in threads:
-                th.join(max(0.0, deadline - time.monotonic()))
-        finally:
-            self.kill_all()
-            r = self.result
-            self.history.append("fault.stop", fault=FAULT,
-                                measured={"started": r.started, "succeeded": r.succeeded,
-                                          "failed": r.failed, "timed_out": r.timed_out})
-        return self.result
+        for wave, size in enumerate(plan.wave_sizes()):
+            wait = t0 + wave * plan.interval_s - time.monotonic()
+            if wait > 0 and stop.wait(wait):  # the deploy's schedule, not synchronisation
+                break
+            self.history.append("note", host="deploy", text=f"wave {wave + 1}: {size} "
+                                f"instances", wave=wave + 1)
+            for _ in range(size):
+                th = threading.Thread(target=self._instance, args=(n, wave + 1),
+                                      name=f"repro-instance{n}", daemon=True)
+                th.start()
+                threads.append(th)
+                n += 1
+        deadline = time.monotonic() + plan.timeout_s + KILL_GRACE_S * 2
+        for th in threads:
+            th.join(max(0.0, deadline - time.monotonic()))
 
     def kill_all(self) -> None:
         with self._lock:
