@@ -46,9 +46,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repro.errors import ConfigError, HostCommandError, PrerequisiteError, ProvisionError
-from repro.hosts.base import IMAGES, CommandResult, Host
-from repro.hosts.qemu_ssh import SshCommander
+from repro.errors import ConfigError, PrerequisiteError, ProvisionError
+from repro.hosts.base import IMAGES, Host
+from repro.hosts.sshhost import SshAuth, SshCommander, SshEndpoint, SshHostBase
 from repro.hosts.sshlogin import SSH_CLIENT_CONFIG, connection, wait_for_login
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def tags_of(instance: Mapping[str, Any]) -> dict[str, str]:
 
 
 @dataclass
-class Ec2Host:
+class Ec2Host(SshHostBase):
     name: str
     role: str
     address: str
@@ -194,30 +194,8 @@ class Ec2Host:
 
     def _commander(self) -> SshCommander:
         if self._ssh is None:
-            self._ssh = SshCommander(self.address, self.key_path)
+            self._ssh = SshCommander(SshEndpoint(self.address), SshAuth(self.key_path))
         return self._ssh
-
-    def run(self, command: str, *, timeout: float, check: bool = True,
-            env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> CommandResult:
-        started = time.monotonic()
-        code, out, err = self._commander().execute(command, timeout, env, stdin)
-        res = CommandResult(self.name, command, code, out.decode(errors="replace"),
-                            err.decode(errors="replace"), time.monotonic() - started)
-        if check and not res.ok:
-            raise HostCommandError(self.name, command, code, res.stdout + res.stderr)
-        return res
-
-    def put(self, data: bytes | Path, remote: str, mode: int = 0o644) -> None:
-        payload = data.read_bytes() if isinstance(data, Path) else data
-        q = shlex.quote(remote)
-        self.run(f"mkdir -p \"$(dirname {q})\" && cat > {q}.part && chmod {mode:o} {q}.part "
-                 f"&& mv {q}.part {q}", timeout=60, stdin=payload)
-
-    def get(self, remote: str, local: Path) -> None:
-        code, out, err = self._commander().execute(f"cat {shlex.quote(remote)}", 60)
-        if code != 0:
-            raise HostCommandError(self.name, f"get {remote}", code, err.decode(errors="replace"))
-        local.write_bytes(out)
 
     def url(self) -> str:
         return f"ec2://{self.instance_id}"
@@ -227,10 +205,6 @@ class Ec2Host:
 
     def ssh(self) -> fabric.Connection:
         return connection(self.address, self.key_path)
-
-    def close(self) -> None:
-        if self._ssh is not None:
-            self._ssh.close()
 
 
 class Ec2Provider:

@@ -10,7 +10,8 @@ VM, tap, bridge and disk file is removed when the context exits, also when a
 start failed; `reap()` removes those of dead runs (or of every run) by name,
 for `repro cleanup` and after a SIGKILL.
 
-Commands go over SSH (repro.hosts.qemu_ssh); `console()` is the serial
+Commands go over SSH (repro.hosts.sshhost, the guest's baked host key pinned);
+`console()` is the serial
 console file in reports/<run>/hosts/<name>.console.log; `lifecycle()` lists
 what QEMU itself saw (started, reset, panicked, exited) for the probes.
 """
@@ -33,10 +34,10 @@ from typing import TYPE_CHECKING
 from repro import names
 from repro.errors import HostCommandError, PrerequisiteError, ProvisionError
 from repro.hosts import qemu_net
-from repro.hosts.base import CommandResult, Host
+from repro.hosts.base import Host
 from repro.hosts.qemu_image import find_image
-from repro.hosts.qemu_ssh import SshCommander
 from repro.hosts.qemu_vm import Accel, LifeEvent, Vm, VmSpec, detect_accel
+from repro.hosts.sshhost import SshAuth, SshCommander, SshEndpoint, SshHostBase
 from repro.hosts.sshlogin import SSH_CLIENT_CONFIG, connection, wait_for_login
 from repro.run import SCRATCH_ROOT
 
@@ -49,7 +50,7 @@ __all__ = ["QemuHost", "QemuProvider", "VmSpec", "reap"]
 
 
 @dataclass
-class QemuHost:
+class QemuHost(SshHostBase):
     name: str
     role: str
     address: str
@@ -65,30 +66,9 @@ class QemuHost:
 
     def _commander(self) -> SshCommander:
         if self._ssh is None:
-            self._ssh = SshCommander(self.address, self.key_path, self.vm.image.host_key)
+            self._ssh = SshCommander(SshEndpoint(self.address),
+                                     SshAuth(self.key_path, host_key=self.vm.image.host_key))
         return self._ssh
-
-    def run(self, command: str, *, timeout: float, check: bool = True,
-            env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> CommandResult:
-        started = time.monotonic()
-        code, out, err = self._commander().execute(command, timeout, env, stdin)
-        res = CommandResult(self.name, command, code, out.decode(errors="replace"),
-                            err.decode(errors="replace"), time.monotonic() - started)
-        if check and not res.ok:
-            raise HostCommandError(self.name, command, code, res.stdout + res.stderr)
-        return res
-
-    def put(self, data: bytes | Path, remote: str, mode: int = 0o644) -> None:
-        payload = data.read_bytes() if isinstance(data, Path) else data
-        q = _quote(remote)
-        self.run(f"mkdir -p \"$(dirname {q})\" && cat > {q}.part && chmod {mode:o} {q}.part "
-                 f"&& mv {q}.part {q}", timeout=60, stdin=payload)
-
-    def get(self, remote: str, local: Path) -> None:
-        code, out, err = self._commander().execute(f"cat {_quote(remote)}", 60)
-        if code != 0:
-            raise HostCommandError(self.name, f"get {remote}", code, err.decode(errors="replace"))
-        local.write_bytes(out)
 
     def url(self) -> str:
         return f"qemu://{self.name}"
@@ -104,14 +84,6 @@ class QemuHost:
 
     def alive(self) -> bool:
         return self.vm.alive()
-
-    def close(self) -> None:
-        if self._ssh is not None:
-            self._ssh.close()
-
-
-def _quote(path: str) -> str:
-    return "'" + path.replace("'", "'\\''") + "'"
 
 
 class QemuProvider:

@@ -33,10 +33,12 @@ def connect_kwargs(key_path: Path) -> dict[str, object]:
             "auth_timeout": CONNECT_TIMEOUT_S}
 
 
-def connection(address: str, key_path: Path, port: int = 22) -> fabric.Connection:
+def connection(address: str, key_path: Path, port: int = 22, user: str = "root"
+               ) -> fabric.Connection:
+    """A fabric Connection logging in with `key_path` only (host keys not checked)."""
     kwargs = connect_kwargs(key_path)
     kwargs.pop("timeout")  # fabric takes it as connect_timeout
-    conn = fabric.Connection(address, user="root", port=port, connect_timeout=CONNECT_TIMEOUT_S,
+    conn = fabric.Connection(address, user=user, port=port, connect_timeout=CONNECT_TIMEOUT_S,
                              connect_kwargs=kwargs)
     conn.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     return conn
