@@ -27,6 +27,7 @@ from repro.run import SCRATCH_ROOT
 REAPERS = [
     "repro.hosts.docker",
     "repro.hosts.qemu",
+    "repro.hosts.ssh",  # existing machines: restores what dead runs left on them (ledger)
     "repro.mongo_index_lock.storm",  # before the databases: their clients die first
     "repro.databases",
     "repro.hosts.ec2_janitor",

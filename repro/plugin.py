@@ -194,6 +194,8 @@ def pytest_configure(config: pytest.Config) -> None:
             incidents.validate_file(file, profile)
         else:
             file = cfgfile.read_file(cfgfile.FIXTURES / "default.toml")
+        from repro.hosts import ssh as ssh_hosts  # [hosts]: the machines of provider ssh
+        ssh_hosts.configure(file.tables.get("hosts"), file.base, file.label)
         settings = Settings(file, profile, config.getoption("--repro-provider"), bool(path),
                             config.getoption("--repro-direction"))
         if settings.provider:

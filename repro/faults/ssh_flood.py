@@ -20,6 +20,13 @@ run on the client host in its own process group. The flood has two phases:
 Per-stream bytes are the `wchar` of each stream's local `cat` (bytes pushed
 into the ssh pipe), sampled into the history. Fewer streams up than asked is
 a shortfall; the checker decides whether the target's own collapse explains it.
+
+The flood's files live in `<scratch dir>/repro-flood` on the client (/tmp on
+hosts the run created); the client logs in with `ssh_command` (on an existing
+machine: the run's own ssh config and key, the target's port and user). Heal
+kills the streams' process groups; on hosts the run created it also kills any
+`cat /dev/zero` left, never on an existing machine (not every such process is
+the harness's there).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import dataclass, field
 
 from repro.faults.base import Applied
 from repro.history import History
-from repro.hosts.base import Host
+from repro.hosts.base import Host, is_borrowed, scratch_dir, ssh_command
 
 LOGIN_BATCH = 5          # concurrent unauthenticated logins, well under MaxStartups' 10
 LOGIN_ATTEMPTS = 4
@@ -38,7 +45,8 @@ LOGIN_WAIT_FACTOR = 3.0  # a batch may take this many times LOGIN_BATCH sequenti
 # Control commands on the client: quick on Docker (docker exec), seconds over ssh to a TCG guest
 # under load; the bound is there so a dead client cannot hang the run.
 CONTROL_TIMEOUT_S = 45.0
-FLOOD_DIR = "/tmp/repro-flood"
+FLOOD_DIR = "repro-flood"  # under the client's scratch dir
+SSH_OPTIONS = "-o ConnectTimeout=10"
 
 
 @dataclass(frozen=True)
@@ -49,28 +57,28 @@ class StreamSample:
     bytes: int
 
 
-# One stream, run as `setsid sh stream.sh I TARGET &` in its own process group.
-STREAM_SH = r"""d=$(dirname "$0"); i=$1; target=$2
+# One stream, run as `setsid sh stream.sh I SSH-WORDS... &` in its own process group.
+STREAM_SH = r"""d=$(dirname "$0"); i=$1; shift
 echo $$ > "$d/$i.pgid"
 sh -c 'echo $$ > "$1/$2.pid"; read -r _ < "$1/go"; exec cat /dev/zero' \
     _ "$d" "$i" \
-  | nice -n 10 ssh -o ConnectTimeout=10 "$target" 'echo up >&2; exec cat > /dev/null' 2> "$d/$i.err"
+  | nice -n 10 "$@" 'echo up >&2; exec cat > /dev/null' 2> "$d/$i.err"
 echo $? > "$d/$i.rc"
 """
 
 
-def _stream_command(i: int, target: str) -> str:
-    return (f"rm -f {FLOOD_DIR}/{i}.*\n"
-            f"setsid sh {FLOOD_DIR}/stream.sh {i} {target} < /dev/null > /dev/null 2>&1 &")
+def _stream_command(flood_dir: str, i: int, ssh: str) -> str:
+    return (f"rm -f {flood_dir}/{i}.*\n"
+            f"setsid sh {flood_dir}/stream.sh {i} {ssh} < /dev/null > /dev/null 2>&1 &")
 
 
 # Seconds one plain login from the client to the target takes (coreutils date on both backends).
-_TIME_LOGIN = ('s=$(date +%s.%N); ssh -o ConnectTimeout=10 {target} true || exit 1; '
+_TIME_LOGIN = ('s=$(date +%s.%N); {ssh} true || exit 1; '
                'e=$(date +%s.%N); echo "$s $e"')
 
 
 # One line per stream: "I UP RC BYTES". Shell builtins only: no process per stream.
-_POLL = "cd " + FLOOD_DIR + r""" || exit 0
+_POLL = r"""cd {d} || exit 0
 for f in [0-9]*.pgid; do
   [ -e "$f" ] || continue
   i=${f%.pgid}; up=0; rc=-; b=0
@@ -86,8 +94,7 @@ for f in [0-9]*.pgid; do
 done"""
 # Open the FIFO for writing (every blocked reader gets through), hold it a moment for a
 # straggler, close it: the readers see EOF and exec cat. Bounded if no reader is waiting.
-_GO = (f"timeout 5 sh -c 'exec 3> {FLOOD_DIR}/go; sleep 1'; "
-       f"touch {FLOOD_DIR}/released")
+_GO = "timeout 5 sh -c 'exec 3> {d}/go; sleep 1'; touch {d}/released"
 
 
 @dataclass
@@ -107,8 +114,18 @@ class SshFlood:
     def target_name(self) -> str:
         return self.target.name
 
+    @property
+    def flood_dir(self) -> str:
+        return f"{scratch_dir(self.client)}/{FLOOD_DIR}"
+
+    @property
+    def login(self) -> str:
+        """How the client logs in to the target (shell words)."""
+        return ssh_command(self.client, self.target, SSH_OPTIONS)
+
     def poll(self) -> list[StreamSample]:
-        res = self.client.run(_POLL, timeout=CONTROL_TIMEOUT_S, check=False)
+        res = self.client.run(_POLL.replace("{d}", self.flood_dir), timeout=CONTROL_TIMEOUT_S,
+                              check=False)
         samples = []
         for line in res.stdout.splitlines():
             i, up, rc, b = line.split()
@@ -123,7 +140,7 @@ class SshFlood:
         for attempt in range(LOGIN_ATTEMPTS):
             for start in range(0, len(pending), LOGIN_BATCH):
                 batch = pending[start:start + LOGIN_BATCH]
-                self.client.run("\n".join(_stream_command(i, self.target.address)
+                self.client.run("\n".join(_stream_command(self.flood_dir, i, self.login)
                                            for i in batch), timeout=CONTROL_TIMEOUT_S)
                 self._wait_batch(set(batch))
             pending = [i for i in pending if i not in self.up]
@@ -132,12 +149,12 @@ class SshFlood:
             self.history.append("note", self.target.name,
                                 text=f"{len(pending)} ssh logins refused or slow; retry "
                                      f"{attempt + 1}/{LOGIN_ATTEMPTS - 1}")
-            self.client.run("; ".join(f"kill -KILL -$(cat {FLOOD_DIR}/{i}.pgid) 2>/dev/null"
+            self.client.run("; ".join(f"kill -KILL -$(cat {self.flood_dir}/{i}.pgid) 2>/dev/null"
                                       for i in pending) + "; true", timeout=CONTROL_TIMEOUT_S)
 
     def _login_wait(self) -> float:
         """Batch login timeout sized by one timed login (a failed one keeps the floor)."""
-        res = self.client.run(_TIME_LOGIN.format(target=self.target.address),
+        res = self.client.run(_TIME_LOGIN.format(ssh=self.login),
                               timeout=CONTROL_TIMEOUT_S, check=False)
         try:
             start, end = (float(x) for x in res.stdout.split())
@@ -160,16 +177,16 @@ class SshFlood:
             time.sleep(max(0.1, time.monotonic() - t0))
 
     def inject(self) -> Applied:
-        self.client.run(f"rm -rf {FLOOD_DIR}; mkdir -p {FLOOD_DIR} && mkfifo {FLOOD_DIR}/go",
-                        timeout=CONTROL_TIMEOUT_S)
-        self.client.put(STREAM_SH.encode(), f"{FLOOD_DIR}/stream.sh", 0o755)
+        d = self.flood_dir
+        self.client.run(f"rm -rf {d}; mkdir -p {d} && mkfifo {d}/go", timeout=CONTROL_TIMEOUT_S)
+        self.client.put(STREAM_SH.encode(), f"{d}/stream.sh", 0o755)
         self.login_timeout_s = self._login_wait()
         self._log_in(list(range(1, self.streams + 1)))
         for s in self.poll():
             self.bytes_at_go[s.stream] = s.bytes
         # the go cannot precede this stamp; it follows by the control channel's latency
         self.started_at = self.history.now()
-        self.client.run(_GO, timeout=CONTROL_TIMEOUT_S)
+        self.client.run(_GO.replace("{d}", d), timeout=CONTROL_TIMEOUT_S)
         applied = Applied(self.name, self.target.name,
                           {"streams": self.streams, "client": self.client.name},
                           {"streams_up": len(self.up)}, began_t=self.started_at)
@@ -189,7 +206,8 @@ class SshFlood:
         return samples
 
     def heal(self) -> None:
+        d = self.flood_dir
+        backstop = "" if is_borrowed(self.client) else "pkill -KILL -f 'cat /dev/zero' ; "
         self.client.run(
-            f"for f in {FLOOD_DIR}/*.pgid; do [ -e \"$f\" ] && kill -KILL -$(cat $f) 2>/dev/null;"
-            f" done; pkill -KILL -f 'cat /dev/zero' ; rm -rf {FLOOD_DIR}; true",
-            timeout=CONTROL_TIMEOUT_S, check=False)
+            f"for f in {d}/*.pgid; do [ -e \"$f\" ] && kill -KILL -$(cat $f) 2>/dev/null;"
+            f" done; {backstop}rm -rf {d}; true", timeout=CONTROL_TIMEOUT_S, check=False)

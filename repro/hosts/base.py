@@ -14,6 +14,13 @@ form); `parse_provider` checks such a name without importing any backend, and
 `get_provider` makes the provider (which reads and checks the backend's own
 settings, e.g. REPRO_EC2_*) without starting anything, so the configuration
 layer refuses a bad one before any host starts.
+
+Hosts the run created (docker, qemu, ec2) go away with the run, so what a fault
+leaves on them does not matter; an existing machine (ssh) is *borrowed*: the
+harness keeps its files in the host's own scratch dir, kills no process by
+name, and logs in from one host to another with options the host gives
+(`scratch_dir`, `is_borrowed`, `ssh_command` read those optional attributes,
+with the defaults of the created hosts).
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ PROVIDERS: dict[str, str] = {
     "docker": "repro.hosts.docker:DockerProvider",
     "qemu": "repro.hosts.qemu:QemuProvider",
     "ec2": "repro.hosts.ec2:Ec2Provider",
+    "ssh": "repro.hosts.ssh:SshProvider",
 }
 # providers that take an image after the colon: how it is written, the pattern it matches
 IMAGES: dict[str, tuple[str, str]] = {
@@ -127,6 +135,27 @@ def get_provider(spec: str, key: str | None = "provider") -> Provider:
     cls = getattr(module, attr)
     provider: Provider = cls(image=image) if image else cls()
     return provider
+
+
+def scratch_dir(host: Host) -> str:
+    """Where the harness keeps its files on `host`: /tmp on a host the run created (it goes
+    with the host), the run's own directory on an existing machine (removed at teardown)."""
+    return str(getattr(host, "scratch_dir", "/tmp"))
+
+
+def is_borrowed(host: Host) -> bool:
+    """An existing machine: nothing on it is the harness's but what the harness put there."""
+    return bool(getattr(host, "borrowed", False))
+
+
+def ssh_command(client: Host, target: Host, options: str = "") -> str:
+    """The shell words with which `client` logs in to `target` with the run's key: plain
+    `ssh ADDRESS` where the backend gave root an ssh config and the key (docker, qemu, ec2);
+    an existing machine names its own config file (`ssh_client_options`) and a target its
+    port and user (`ssh_destination`). `options` go before the destination."""
+    words = ["ssh", options, str(getattr(client, "ssh_client_options", "")),
+             str(getattr(target, "ssh_destination", target.address))]
+    return " ".join(w for w in words if w)
 
 
 @contextlib.contextmanager
