@@ -136,3 +136,24 @@ def test_a_target_gone_from_the_network_excuses_every_shortfall_of_the_flood():
     v = check(heartbeat(T, 0, 10, down=(2.0, 99)) + flood(stop=4.0, up=2, moved=1000), P)
     assert v.outcome is Outcome.FAIL
     assert len(v.reasons) == 1 and "dropped off the network" in v.reasons[0]
+
+
+def test_sessions_frozen_only_while_the_flood_ran_are_a_loaded_sshd_not_a_wedge():
+    # measured on a TCG guest under load: the heartbeat's session (it shares sshd with the
+    # flood) froze 14 s during a 17 s flood and answered again as the flood stopped
+    flood_events = flood(start=1.0, stop=18.0)
+    v = check(with_ssh_down(heartbeat(T, 0, 26), (4.0, 18.5)) + flood_events, P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["longest_ssh_freeze_s"] > 10
+
+
+def test_sessions_still_frozen_after_the_flood_stopped_fail():
+    v = check(with_ssh_down(heartbeat(T, 0, 26), (4.0, 24.0)) + flood(stop=12.0), P)
+    assert v.outcome is Outcome.FAIL
+    assert "ssh sessions froze" in v.reasons[0] and "after the flood stopped" in v.reasons[0]
+
+
+def test_a_freeze_open_when_observation_ended_too_soon_is_inconclusive():
+    v = check(with_ssh_down(heartbeat(T, 0, 14), (2.0, 99)) + flood(stop=12.0), P)
+    assert v.outcome is Outcome.INCONCLUSIVE, v.reasons
+    assert any("too soon" in r for r in v.reasons)

@@ -37,7 +37,7 @@ INCIDENT = "mtu_wedge"
 BASELINE_SAMPLES = 4
 BASELINE_TIMEOUT_S = 15.0
 SAMPLE_EVERY_S = 0.5
-SETTLE_S = 1.0
+SETTLE_S = check.RECOVERY_S + 1.5  # long enough to see frozen sessions answer again
 INIT_TIMEOUT_S = 60.0
 
 
