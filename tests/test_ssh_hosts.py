@@ -5,8 +5,11 @@ both ways over ssh:// with nothing of the harness left on them and the machines 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -209,29 +212,62 @@ def test_a_put_outside_the_scratch_dir_is_noted_and_one_inside_is_not(tmp_path: 
 SHORT = "test"  # not hex: no run's nft table, interface or directory has it
 
 
-def sh(script: str, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nft, tc and ip that print nothing: the scripts run here never see this machine's
+    network state, let alone change it."""
+    d = tmp_path_factory.mktemp("no-net-tools")
+    for tool in ("nft", "tc", "ip"):
+        (d / tool).write_text("#!/bin/sh\nexit 0\n")
+        (d / tool).chmod(0o755)
+    return d
+
+
+def sh_with(stubs: Path, script: str, *args: str, timeout: float = 20
+            ) -> subprocess.CompletedProcess[str]:
+    """The script under this machine's sh, with the network tools stubbed out."""
+    env = os.environ | {"PATH": f"{stubs}:{os.environ['PATH']}"}
     return subprocess.run(["sh", "-s", *args], input=script, text=True, capture_output=True,
-                          timeout=timeout, check=False)
+                          timeout=timeout, check=False, env=env)
 
 
 @pytest.fixture
-def machine(tmp_path: Path) -> Iterator[SimpleNamespace]:
+def machine(tmp_path: Path, stubs: Path) -> Iterator[SimpleNamespace]:
     d = tmp_path / f"repro-{SHORT}-ssh"
     home = tmp_path / "home"
     home.mkdir()
-    yield SimpleNamespace(d=d, home=home, ak=home / ".ssh" / "authorized_keys",
-                          line=f"ssh-ed25519 AAAAC3run repro-{SHORT}")
-    subprocess.run(["pkill", "-f", f"{d}/watchdog.sh"], check=False, timeout=10)
+    m = SimpleNamespace(d=d, home=home, ak=home / ".ssh" / "authorized_keys",
+                        line=f"ssh-ed25519 AAAAC3run repro-{SHORT}", watchdogs=[],
+                        sh=functools.partial(sh_with, stubs))
+    yield m
+    for pid in m.watchdogs:  # a test that failed half-way leaves no watchdog behind
+        if watchdog_alive(pid, d):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def watchdog_alive(pid: int, d: Path) -> bool:
+    try:
+        return f"{d}/watchdog.sh" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def start_watchdog(m: SimpleNamespace) -> int:
+    assert m.sh(ssh_remote.start_watchdog(str(m.d))).returncode == 0
+    pid = int((m.d / "watchdog.pid").read_text())
+    m.watchdogs.append(pid)
+    return pid
 
 
 def restore(m: SimpleNamespace, *args: str) -> subprocess.CompletedProcess[str]:
-    return sh(ssh_remote.restore_script(str(m.d), SHORT, m.line, str(m.ak)), *args)
+    return m.sh(ssh_remote.restore_script(str(m.d), SHORT, m.line, str(m.ak)), *args)
 
 
 def test_restore_removes_new_files_puts_back_overwritten_ones_and_only_the_run_s_key(
         machine: SimpleNamespace, tmp_path: Path) -> None:
     m = machine
-    assert sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60)).returncode == 0
+    assert m.sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60)).returncode == 0
     kept = tmp_path / "etc" / "kept.conf"
     kept.parent.mkdir()
     kept.write_text("original\n")
@@ -240,7 +276,7 @@ def test_restore_removes_new_files_puts_back_overwritten_ones_and_only_the_run_s
     for path in (kept, new, kept):  # a second put of the same file is noted once
         put = ssh_remote.record_put(str(m.d), str(path)) + \
             f"mkdir -p {path.parent} && echo harness > {path}"
-        assert sh(put).returncode == 0, put
+        assert m.sh(put).returncode == 0, put
     (m.home / ".ssh").mkdir(mode=0o700)
     m.ak.write_text("ssh-rsa AAAAB3user me@laptop")  # no newline at its end
     key = subprocess.run(["sh", "-c", ssh_remote.install_key(m.line)], text=True, timeout=10,
@@ -259,7 +295,7 @@ def test_restore_removes_new_files_puts_back_overwritten_ones_and_only_the_run_s
 
 def test_what_the_run_created_for_its_key_goes_with_it(machine: SimpleNamespace) -> None:
     m = machine
-    assert sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60)).returncode == 0
+    assert m.sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60)).returncode == 0
     key = subprocess.run(["sh", "-c", ssh_remote.install_key(m.line)], text=True, timeout=10,
                          capture_output=True, env=os.environ | {"HOME": str(m.home)}, check=True)
     assert key.stdout.split() == ["sshdir", "akfile", str(m.ak)]
@@ -287,12 +323,12 @@ def test_a_machine_held_by_another_live_run_is_refused_and_a_dead_run_s_is_resto
     (other / "lease_s").write_text("60\n")
     (other / "lease").touch()
     (other / "restore.sh").write_text(f"rm -rf {other}\n")
-    busy = sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60))
+    busy = m.sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60))
     assert busy.returncode == ssh_remote.BUSY_EXIT
     assert busy.stdout.startswith("run 20250101-000000-beef from ci-7 pid 42, lease renewed ")
     old = time.time() - 3600
     os.utime(other / "lease", (old, old))
-    stale = sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60))
+    stale = m.sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60))
     assert stale.returncode == 0 and f"restored {other}" in stale.stdout
     assert not other.exists()
     assert {p.name for p in m.d.iterdir()} >= {"owner", "lease", "lease_s", "baseline.mtu"}
@@ -301,11 +337,11 @@ def test_a_machine_held_by_another_live_run_is_refused_and_a_dead_run_s_is_resto
 def test_the_watchdog_restores_the_machine_once_the_lease_runs_out(
         machine: SimpleNamespace) -> None:
     m = machine
-    assert sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 1)).returncode == 0
+    assert m.sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 1)).returncode == 0
     marker = m.d.parent / "restored-by"
     (m.d / "restore.sh").write_text(f'echo "$1" > {marker}; rm -rf {m.d}\n')
     (m.d / "watchdog.sh").write_text(ssh_remote.watchdog_script(str(m.d), 1))
-    assert sh(ssh_remote.start_watchdog(str(m.d))).returncode == 0
+    start_watchdog(m)
     deadline = time.monotonic() + 15
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.1)  # condition poll: the watchdog's lease is 1 s
@@ -315,17 +351,15 @@ def test_the_watchdog_restores_the_machine_once_the_lease_runs_out(
 def test_the_watchdog_leaves_when_the_runner_restored_the_machine_itself(
         machine: SimpleNamespace) -> None:
     m = machine
-    assert sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60)).returncode == 0
+    assert m.sh(ssh_remote.claim_script(str(m.d), SHORT, "run x", 60)).returncode == 0
     (m.d / "restore.sh").write_text(ssh_remote.restore_script(str(m.d), SHORT, m.line, str(m.ak)))
     (m.d / "watchdog.sh").write_text(ssh_remote.watchdog_script(str(m.d), 60))
-    assert sh(ssh_remote.start_watchdog(str(m.d))).returncode == 0
-    pid = int((m.d / "watchdog.pid").read_text())
+    pid = start_watchdog(m)
     assert restore(m).returncode == 0
     deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+    while watchdog_alive(pid, m.d) and time.monotonic() < deadline:
         time.sleep(0.05)  # condition poll: the watchdog was killed
-    assert not Path(f"/proc/{pid}").exists() or b"watchdog" not in \
-        Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert not watchdog_alive(pid, m.d)
 
 
 # ---- the ledger and the reaper ---------------------------------------------------------------

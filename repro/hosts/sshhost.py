@@ -20,6 +20,7 @@ of a commander; a backend adds its fields, `url`, `console` and `ssh`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import select
 import shlex
 import threading
@@ -93,7 +94,7 @@ class SshAuth:
         else:
             if self.user_known_hosts:
                 user_file = Path("~/.ssh/known_hosts").expanduser()
-                if user_file.is_file():
+                with contextlib.suppress(OSError, paramiko.SSHException):  # unreadable: none
                     client.get_host_keys().load(str(user_file))
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         return client
