@@ -277,6 +277,10 @@ def test_restore_removes_new_files_puts_back_overwritten_ones_and_only_the_run_s
         put = ssh_remote.record_put(str(m.d), str(path)) + \
             f"mkdir -p {path.parent} && echo harness > {path}"
         assert m.sh(put).returncode == 0, put
+    capture = tmp_path / f"repro-{SHORT}-cap-x.pcap"  # named for the run beside its directory
+    capture.write_text("pcap")
+    others = tmp_path / "repro-beef-cap-x.pcap"  # another run's
+    others.write_text("pcap")
     (m.home / ".ssh").mkdir(mode=0o700)
     m.ak.write_text("ssh-rsa AAAAB3user me@laptop")  # no newline at its end
     key = subprocess.run(["sh", "-c", ssh_remote.install_key(m.line)], text=True, timeout=10,
@@ -287,6 +291,7 @@ def test_restore_removes_new_files_puts_back_overwritten_ones_and_only_the_run_s
     assert out.returncode == 0, out.stderr
     assert kept.read_text() == "original\n" and kept.stat().st_mode & 0o777 == 0o640
     assert not (tmp_path / "new-dir").exists() and not m.d.exists()
+    assert not capture.exists() and others.exists()
     assert m.ak.read_text() == "ssh-rsa AAAAB3user me@laptop\n"
     assert "removed the run's key" in out.stdout
     again = restore(m)  # idempotent, also without the directory

@@ -16,7 +16,8 @@ comment `repro-<short>`. `restore_script` undoes all of it and is idempotent:
 processes started from the directory (by process group), nft tables named for
 the run (`repro_<short>_*`, `repro-<short>-*`) or new since the baseline and
 named repro*, root qdiscs that changed (back to the default), MTUs that
-changed, interfaces rp<short>*, the manifest's files, the run's
+changed, interfaces rp<short>*, the manifest's files, files named for the
+run beside the directory (/tmp/repro-<short>-*: captures...), the run's
 authorized_keys line (the file and ~/.ssh too where the run created them),
 and the directory. Without the directory (the host rebooted, or it was
 already restored) it still removes the key line, the run's tables and
@@ -208,6 +209,9 @@ if [ -f "$d/akfile.created" ] && [ -f "$ak" ] && [ ! -s "$ak" ]; then
   rm -f "$ak" && echo "removed $ak"
 fi
 if [ -f "$d/sshdir.created" ]; then rmdir "${{ak%/*}}" 2>/dev/null && echo "removed ${{ak%/*}}"; fi
+for f in "${{d%/*}}"/repro-"$short"-*; do
+  [ -e "$f" ] && [ "$f" != "$d" ] && rm -rf -- "$f" && echo "removed $f"
+done
 if [ -e "$d" ]; then rm -rf "$d" && echo "removed $d"; fi
 exit 0
 """
