@@ -226,8 +226,18 @@ def check_debugfs() -> Check:
 
 Probe = Callable[[], "Check | list[Check]"]
 # what decides whether a backend is available (quick: `repro list` runs these)
+
+
+def check_ssh_hosts() -> Check:
+    """Existing machines come from the configuration's [hosts] table, which doctor is not
+    given: say where they are declared rather than guess."""
+    return Check("ssh hosts", False, "existing machines are named in the configuration's "
+                 "[hosts] table (repro doctor reads no configuration)",
+                 "add [hosts.roles] to your --config file, see docs/ssh.md", backend="ssh")
+
+
 BACKEND_CHECKS: list[Probe] = [check_docker, check_nftables, check_debugfs, check_qemu,
-                               check_postgres, check_mongod, check_aws]
+                               check_postgres, check_mongod, check_aws, check_ssh_hosts]
 CHECKS: list[Probe] = [*BACKEND_CHECKS, check_guest_kernel, check_runner_netem, check_chromium]
 
 

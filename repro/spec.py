@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HOST_BACKENDS = ("docker", "qemu", "ec2")
+HOST_BACKENDS = ("docker", "qemu", "ec2", "ssh")
 
 
 @dataclass(frozen=True)

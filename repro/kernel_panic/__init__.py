@@ -11,7 +11,9 @@ SPEC = IncidentSpec(
     not_on={"docker": "containers share the runner's kernel (a panic would be the runner's) "
                       "and this kernel has no device mapper for LVM snapshots",
             "ec2": "the scenario reads the guest's serial console and a second disk, which "
-                   "only the qemu backend gives it"},
+                   "only the qemu backend gives it",
+            "ssh": "it panics its host on purpose and needs a console and a spare disk: "
+                   "never an existing machine"},
     hosts=HostNeeds(roles=("build",), own_kernel=True, extra_disks=1),
     headline=(Figure("kernel_findings"), Figure("reboots"), Figure("longest_gap_s", "s"),
               Figure("fill_reached", "fraction")),

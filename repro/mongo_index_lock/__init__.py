@@ -9,7 +9,7 @@ SPEC = IncidentSpec(
     schema=MongoIndexLockConfig, prefix=Prefix("service_startup", "mongo_index_lock/prefix.py"),
     backends=("postgresql", "mongodb"),
     not_on={b: "its hosts are database servers on loopback, not machines"
-            for b in ("docker", "qemu", "ec2")},
+            for b in ("docker", "qemu", "ec2", "ssh")},
     headline=(Figure("longest_stall_ms", "ms"), Figure("p99_ms", "ms"),
               Figure("max_lock_waiters"), Figure("instances_started")),
     panels=("latency",),

@@ -7,7 +7,7 @@ SPEC = IncidentSpec(
     name="mtu_wedge", marker="mtu", postmortem="000, issue #2",
     summary="hosts drop off the network under 20 concurrent ssh streams",
     schema=MtuWedgeConfig, prefix=Prefix("host_init", "mtu_wedge/prefix.sh"),
-    backends=("docker", "qemu", "ec2"),
+    backends=("docker", "qemu", "ec2", "ssh"),
     hosts=HostNeeds(roles=("target", "client")),
     headline=(Figure("longest_gap_s", "s"), Figure("streams_up"), Figure("streams_asked"),
               Figure("mb_moved", "MB")),
