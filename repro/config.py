@@ -9,8 +9,17 @@ permission), bad TOML, an unknown table or key, a wrong type, a number that
 is not finite, a path key that names no readable file, an unknown provider
 (any field named `provider`, see repro.hosts.base.parse_provider) and a value
 the schema's `validate()` refuses are each one ConfigError line naming the
-file and the key. Path fields are resolved relative to the TOML file (or to
-fixtures/ for the built-in defaults).
+file and the key. Path fields are resolved relative to the TOML file; a
+schema's own defaults (no table, or a key the table leaves out) relative to
+the incident's fixtures root (`fixtures_root`).
+
+Fixtures ship inside the package (repro/fixtures/, package data: they come
+with the wheel; the checkout's top-level `fixtures` is a link to it). A team's
+incident in its own package keeps its fixtures in its own package: its schema
+says where with a `FIXTURES` class attribute (the folder its default paths and
+its spec's pre-fix fixture are relative to), e.g.
+
+    FIXTURES: ClassVar[Path] = Path(__file__).resolve().parent.parent / "fixtures"
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from typing import Any, TypeVar
 
 from repro.errors import ConfigError
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # the harness's own (package data)
 PROFILES = ("ci", "full")
 
 T = TypeVar("T")
@@ -47,6 +56,13 @@ class ConfigFile:
     @property
     def label(self) -> str:
         return str(self.path) if self.path else "built-in defaults"
+
+
+def fixtures_root(schema: type[Any]) -> Path:
+    """The folder an incident's fixtures live in: its schema's `FIXTURES` when it declares
+    one (a team's package), else the harness's."""
+    root = getattr(schema, "FIXTURES", None)
+    return Path(root) if root is not None else FIXTURES
 
 
 def _reason(exc: OSError | ValueError | RuntimeError) -> str:
@@ -179,8 +195,8 @@ def _values(schema: type[Any], table: dict[str, Any], incident: str, config: Con
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError("required key is missing", path=where, key=f"{incident}.{name}")
         elif isinstance(f.default, Path):
-            values[name] = _coerce(f.default, hints[name], FIXTURES, "built-in defaults",
-                                   f"{incident}.{name}")
+            values[name] = _coerce(f.default, hints[name], fixtures_root(schema),
+                                   "built-in defaults", f"{incident}.{name}")
     _check_fields({k: v for k, v in values.items() if k in table}, incident, where)
     return values
 
