@@ -58,7 +58,6 @@ from repro.report.record import RunReport, read_report
 from repro.report.results import IncidentResult
 from repro.run import Run, point_latest, start_run
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SIDES = ("baseline", "candidate")
 DIRECTION = "under-test"  # --repro-direction: only the configurations under test run
 RERUN = (Outcome.INCONCLUSIVE, Outcome.UNKNOWN)  # the measurement failed: run once more
@@ -113,8 +112,9 @@ def select_incidents(image: ImageRef, wanted: list[str]) -> list[str]:
 
 def pytest_argv(image: ImageRef, chosen: list[str], reports: Path, config: Path | None,
                 profile: str) -> list[str]:
+    from repro.plugin import collect_paths  # the incidents' folders, wherever installed
     markers = " or ".join(incidents.INCIDENTS[n].marker for n in chosen)
-    argv = [sys.executable, "-m", "pytest", str(PROJECT_ROOT / "repro"), "-m", markers,
+    argv = [sys.executable, "-m", "pytest", *collect_paths(chosen), "-m", markers,
             "--repro-direction", DIRECTION, "--repro-provider", image.provider,
             "--repro-profile", profile,
             "--repro-reports", str(reports), "--junitxml", str(reports / "pytest.xml"),
@@ -150,7 +150,7 @@ def _attempt(side: Side, chosen: list[str], reports: Path, run: Run, config: Pat
     env = os.environ | side.image.environment(run.scratch)
     with log_path.open("w") as log:
         proc = subprocess.Popen(pytest_argv(side.image, chosen, reports, config, profile),
-                                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
         code: int | None
         try:
             code = proc.wait(timeout=timeout_s)

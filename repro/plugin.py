@@ -2,7 +2,8 @@
 
 Options: --repro-config FILE (TOML, the configuration under test; checked at
 start-up, a bad file is a one-line usage error), --repro-profile ci|full,
---repro-provider NAME (overrides every incident's provider), --repro-reports DIR,
+--repro-provider NAME (overrides every incident's provider), --repro-reports DIR
+(default: reports/ in the working directory, wherever the package is installed),
 --repro-direction both|under-test|prefix (default both; the gate runs
 under-test): which direction of each incident runs. It is applied where a test
 asks for its configuration, not by test names: `Settings.for_incident` is the
@@ -19,8 +20,10 @@ Fixtures:
   repro_results   `.record(IncidentResult)` for the report; `.judged(run_once)`
                   runs again an attempt that was inconclusive
 
-Every test under repro/<incident>/ is a *reproduction* (its incident named by
-its marker, else by its folder): the report has a row for each, whether it
+Every test in an incident's folder (repro/<incident>/, or the folder of a team's
+incident registered under `repro.incidents`) is a *reproduction* (its incident
+named by its marker, else by its folder; a checker's unit tests live in the
+folder's tests/ and are not): the report has a row for each, whether it
 recorded a result or not (repro.report.record: a crash, an assertion that
 failed after the verdict, a skip with its reason), and its status agrees with
 pytest's exit status. SIGTERM and SIGHUP become KeyboardInterrupt so that every
@@ -34,8 +37,9 @@ needed hosts still gets its report.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import signal
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -53,7 +57,6 @@ from repro.report.record import RunReport, TestRecord
 from repro.report.results import IncidentResult
 from repro.run import Run, point_latest, start_run
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 UNDER_TEST, PREFIX, BOTH = "under-test", "prefix", "both"
 DIRECTIONS = (BOTH, UNDER_TEST, PREFIX)
 
@@ -85,7 +88,8 @@ class Settings:
         pre-fix one, or another shipped in place of the configuration under test): skips
         when only the configuration under test runs."""
         self.select(PREFIX)
-        return dataclasses.replace(self.configured(name), **{key: cfgfile.FIXTURES / fixture})
+        root = cfgfile.fixtures_root(incidents.INCIDENTS[name].schema)
+        return dataclasses.replace(self.configured(name), **{key: root / fixture})
 
     def prefix(self, name: str) -> Any:
         """The incident's shipped pre-fix configuration (its spec's `prefix`): skips when
@@ -174,8 +178,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="ci (default, sized for CI) or full (the postmortem's scale)")
     group.addoption("--repro-provider", default=None,
                     help="host backend for every incident: docker, qemu, ...")
-    group.addoption("--repro-reports", metavar="DIR", default=str(PROJECT_ROOT / "reports"),
-                    help="where reports/<run id>/ is written")
+    group.addoption("--repro-reports", metavar="DIR", default=None,
+                    help="where <run id>/ is written (default: reports/ in the working "
+                         "directory)")
     group.addoption("--repro-direction", choices=DIRECTIONS, default=BOTH,
                     help="both (default), under-test (only the configurations under test: "
                          "what the gate runs) or prefix (only the shipped fixtures)")
@@ -186,6 +191,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{inc.marker}: the {inc.name} incident")
     for backend in ("docker", "qemu", "ec2"):
         config.addinivalue_line("markers", f"{backend}: needs the {backend} backend")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")  # (installed)
     path = config.getoption("--repro-config")
     profile = config.getoption("--repro-profile")
     try:
@@ -203,9 +209,23 @@ def pytest_configure(config: pytest.Config) -> None:
             get_provider(settings.provider, key="--repro-provider")
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SESSION_KEY] = Session(settings, Path(config.getoption("--repro-reports")))
+    config.stash[SESSION_KEY] = Session(settings, reports_root(config.getoption("--repro-reports")))
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+
+
+def reports_root(option: str | None) -> Path:
+    """Where runs are written: --repro-reports, else reports/ in the working directory (not
+    the package's folder: an installed package's is site-packages)."""
+    return Path(option) if option else Path.cwd() / "reports"
+
+
+def collect_paths(names: Iterable[str] = ()) -> list[str]:
+    """The folders pytest collects the reproductions of `names` (default: every registered
+    incident) from: each incident's own package folder, wherever it is installed (this
+    checkout, site-packages, a team's project)."""
+    specs = [incidents.INCIDENTS[n] for n in names] or list(incidents.INCIDENTS.values())
+    return list(dict.fromkeys(str(s.folder) for s in specs if s.folder is not None))
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -249,15 +269,24 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
 STARTED = "started"  # set-up done, no call reported yet
 
 
+@functools.cache
+def _folders() -> dict[Path, str]:
+    """incident folder -> incident name, of every registered incident (found once)."""
+    return {s.folder.resolve(): s.name for s in incidents.INCIDENTS.values()
+            if s.folder is not None}
+
+
 def incident_of(item: pytest.Item) -> str | None:
-    """The incident a test reproduces: None unless it lives in a folder repro/<name>/; the
-    incident whose marker it carries, else the folder's name."""
+    """The incident a test reproduces: None unless it lives in a registered incident's
+    folder (or in a folder repro/<name>/); the incident whose marker it carries, else the
+    folder's."""
     folder = Path(str(item.path)).parent
-    if folder.parent.name != "repro":
+    own = _folders().get(folder.resolve())
+    if own is None and folder.parent.name != "repro":
         return None
     markers = {m.name for m in item.iter_markers()}
     named = [i.name for i in incidents.INCIDENTS.values() if i.marker in markers]
-    return named[0] if named else folder.name
+    return named[0] if named else own or folder.name
 
 
 def _why(report: pytest.TestReport) -> str:
