@@ -3,9 +3,14 @@
   repro list                     incidents, markers, the backends each can use on this
                                  machine and why not the others
   repro run [INCIDENT...] [--config FILE] [--provider NAME] [--profile ci|full]
-                                 runs `pytest repro/` for those incidents (same exit codes);
-                                 with --provider docker|qemu|ec2[:IMAGE] and no incident
-                                 named, every incident that can use that backend
+                                 runs pytest on those incidents' folders, wherever they are
+                                 installed (this package's and a team's registered under
+                                 `repro.incidents`; same exit codes); with --provider
+                                 docker|qemu|ec2[:IMAGE] and no incident named, every
+                                 incident that can use that backend
+  repro new NAME [--marker M] [--into DIR]
+                                 writes a working skeleton incident (repro.scaffold): into
+                                 this checkout, or with --into into a team's own package
   repro doctor                   every prerequisite, checked for real, with its fix
   repro cleanup [--all]          removes every object the harness left on this machine
                                  (--all: also those of runs still in progress)
@@ -14,6 +19,8 @@
   repro gate --baseline IMAGE --candidate IMAGE [--incidents NAME...] [--junit FILE]
                                  blocks (exit 1) a candidate image that brings an
                                  incident back; IMAGE is docker:NAME, qemu:DIR or ec2:AMI
+
+Reports go to reports/ in the working directory unless --reports says where.
 
 Exit codes: 0 all passed, 1 a reproduction failed (or the gate blocked), 2 bad
 input or a missing prerequisite (one line saying what and how to fix it).
@@ -38,8 +45,6 @@ from repro import config as cfgfile
 from repro import incidents
 from repro.errors import ConfigError, PrerequisiteError, ReproError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REPORTS = PROJECT_ROOT / "reports"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -88,15 +93,21 @@ def _minutes(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
+    reports = Path.cwd() / "reports"  # the working directory's, wherever repro is installed
     p = _Parser(prog="repro", description="Postmortems as reproductions.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="incidents, markers and the backends each can use here")
+    new = sub.add_parser("new", help="write a working skeleton incident")
+    new.add_argument("name", metavar="NAME", help="the incident's name (its table, folder)")
+    new.add_argument("--marker", help="its pytest marker (default: NAME)")
+    new.add_argument("--into", type=Path, metavar="DIR",
+                     help="a team's own package folder (default: this checkout's repro/)")
     run = sub.add_parser("run", help="run reproductions (pytest underneath)")
     run.add_argument("incidents", nargs="*", metavar="INCIDENT")
     run.add_argument("--config", type=Path)
     run.add_argument("--provider")
     run.add_argument("--profile", choices=("ci", "full"), default="ci")
-    run.add_argument("--reports", type=_folder, default=REPORTS)
+    run.add_argument("--reports", type=_folder, default=reports)
     sub.add_parser("doctor", help="check every prerequisite and say how to fix it")
     clean = sub.add_parser("cleanup", help="remove every object the harness left on this machine")
     clean.add_argument("--all", action="store_true", dest="include_live",
@@ -104,14 +115,14 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="print a run's summary")
     rep.add_argument("run", nargs="?", default="latest")
     rep.add_argument("--html", action="store_true", help="(re)write the run's index.html")
-    rep.add_argument("--reports", type=_folder, default=REPORTS)
+    rep.add_argument("--reports", type=_folder, default=reports)
     gate = sub.add_parser("gate", help="block a candidate image that brings an incident back")
     gate.add_argument("--baseline", required=True, metavar="IMAGE")
     gate.add_argument("--candidate", required=True, metavar="IMAGE")
     gate.add_argument("--incidents", nargs="+", default=[], metavar="INCIDENT")
     gate.add_argument("--config", type=Path, help="default: fixtures/default.toml (fixed)")
     gate.add_argument("--profile", choices=("ci", "full"), default="ci")
-    gate.add_argument("--reports", type=_folder, default=REPORTS)
+    gate.add_argument("--reports", type=_folder, default=reports)
     gate.add_argument("--junit", type=_file_to_write, help="also copy the gate's junit.xml here")
     gate.add_argument("--timeout-min", type=_minutes, default=60.0,
                       help="per side (default 60)")
@@ -178,8 +189,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
     chosen = _runnable(args.incidents, args.provider)
     _check_config(args.config, args.profile)
-    argv = [str(PROJECT_ROOT / "repro"), "--repro-profile", args.profile,
-            "--repro-reports", str(args.reports)]
+    from repro.plugin import collect_paths
+    argv = [*collect_paths(chosen), "--repro-profile", args.profile,
+            "--repro-reports", str(args.reports),
+            "-W", "ignore::pytest.PytestAssertRewriteWarning"]  # repro is imported already
     if chosen:
         argv += ["-m", " or ".join(incidents.INCIDENTS[n].marker for n in chosen)]
     if args.config:
@@ -188,6 +201,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv += ["--repro-provider", args.provider]
     code = int(pytest.main(argv))
     return {0: EXIT_OK, 1: EXIT_FAILED}.get(code, EXIT_USAGE if code in (3, 4) else EXIT_FAILED)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from repro import scaffold
+    done = scaffold.new(args.name, args.marker, args.into)
+    shown = done.target.shown
+    print(f"repro new: wrote incident {done.name} (marker {done.marker}) in "
+          f"{done.folder}")
+    for path in done.written:
+        print(f"  {_shown(path, shown)}")
+    print("  appended to: " + ", ".join(str(_shown(p, shown)) for p in done.appended))
+    tests = _shown(done.folder, shown)
+    if done.target.team:
+        print("register it in your project's pyproject.toml, then reinstall your package "
+              "(pip install -e .):\n  [project.entry-points.\"repro.incidents\"]\n"
+              f"  {done.entry_point}")
+    print(f"run it:\n  pytest {tests} -m {done.marker}      # both directions, Docker hosts"
+          f"\n  pytest {tests}/tests             # the checker's unit tests\n"
+          f"then tell its story in {tests}/README.md (docs/writing-an-incident.md)")
+    return EXIT_OK
+
+
+def _shown(path: Path, root: Path) -> Path:
+    return path.relative_to(root) if path.is_relative_to(root) else path
 
 
 def cmd_doctor() -> int:
@@ -276,6 +313,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"list": lambda: cmd_list(), "run": lambda: cmd_run(args),
+                "new": lambda: cmd_new(args),
                 "doctor": lambda: cmd_doctor(), "cleanup": lambda: cmd_cleanup(args.include_live),
                 "report": lambda: cmd_report(args), "gate": lambda: cmd_gate(args)}
     try:
