@@ -148,11 +148,11 @@ class DockerProvider:
                                     "run setup/setup.sh image" if self.image == BASE_IMAGE
                                     else f"build or pull {self.image}") from exc
         labels = names.run_labels(run.run_id)
-        network = dc.networks.create(
-            run.name("net"), driver="bridge", labels=labels, check_duplicate=True,
-            options={"com.docker.network.bridge.name": run.iface("br")})
         containers: list[Container] = []
-        try:
+        try:  # from before the network exists: a SIGTERM may land inside any API call
+            network = dc.networks.create(
+                run.name("net"), driver="bridge", labels=labels, check_duplicate=True,
+                options={"com.docker.network.bridge.name": run.iface("br")})
             with ThreadPoolExecutor(max_workers=min(8, len(roles))) as pool:
                 futures = [pool.submit(_start, dc, run, network, role, labels, containers,
                                        self.image, cpu_cap(len(roles))) for role in roles]
@@ -160,10 +160,21 @@ class DockerProvider:
             yield {h.role: h for h in started}
         finally:
             _save_logs(run, containers)
-            for c in containers:
-                _remove_container(c)
+            _remove_by_name(dc, [run.name(role) for role in roles], run.name("net"))
+
+
+def _remove_by_name(dc: docker.DockerClient, container_names: list[str], network: str
+                    ) -> None:
+    """Remove the hosts and the network of one `hosts()` block by name, so that one whose
+    create call was interrupted after the daemon made it (the handle never came back) goes
+    too."""
+    for c in dc.containers.list(all=True, filters={"label": names.LABEL_RUN}):
+        if c.name in container_names:
+            _remove_container(c)
+    for n in dc.networks.list(names=[network]):
+        if n.name == network:
             with contextlib.suppress(docker.errors.NotFound):
-                network.remove()
+                n.remove()
 
 
 OBSERVER_RESERVE_CPUS = 0.5  # what the run's hosts leave to the runner (the observer)
