@@ -525,3 +525,35 @@ def test_a_dead_run_s_machine_is_restored_by_the_next_cleanup(
     assert _harness_on(hosts["target"], short) == ""
     assert not ledger.exists()
     shutil.rmtree(f"/tmp/repro-{short}", ignore_errors=True)  # the dead run's runner scratch
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_mtu_wedge_both_ways_through_pytest_with_provider_ssh(hosts: dict[str, Host], run: Run,
+                                                              tmp_path: Path) -> None:
+    """The user's path: `pytest repro/mtu_wedge --repro-provider ssh --repro-config F`, F
+    naming the machines in [hosts]; both directions as expected, the machines left clean."""
+    import json
+    import subprocess
+    import sys
+
+    from repro import names
+
+    roles = "\n".join(f'{role} = "root@{h.address}:22"' for role, h in hosts.items())
+    config = tmp_path / "machines.toml"
+    config.write_text(f'[hosts]\nkey = "{run.key.private_path}"\nlease_s = 15\n'
+                      f"connect_timeout_s = 5\n\n[hosts.roles]\n{roles}\n")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(root / "repro" / "mtu_wedge" / "test_mtu_wedge.py"),
+         "--repro-provider", "ssh", "--repro-config", str(config),
+         "--repro-reports", str(tmp_path / "reports"), "-p", "no:cacheprovider", "-q"],
+        cwd=root, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())
+    got = {r["label"]: (r["provider"], r["verdict"]["outcome"]) for r in report["results"]
+           if not r["superseded"]}
+    assert got == {"under test": ("ssh", "pass"), "prefix fixture": ("ssh", "fail")}
+    short = names.short(report["run_id"])
+    for host in hosts.values():
+        assert _harness_on(host, short) == "", host.name
