@@ -53,8 +53,10 @@ def test_default_and_prefix_tables_exist_and_load(spec: IncidentSpec) -> None:
         incidents.validate_file(cfgfile.read_file(cfgfile.FIXTURES / file))
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.package.startswith("repro.")],
+                         ids=lambda s: s.name)
 def test_readme_table_has_a_row_for_it(spec: IncidentSpec) -> None:
+    """This package's incidents (a team's are in its own README): `repro new` adds the row."""
     readme = (ROOT / "README.md").read_text()
     assert f"| [{spec.name}](repro/{spec.name}/README.md) | `{spec.marker}` |" in readme
 
