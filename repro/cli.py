@@ -139,9 +139,13 @@ def _check_incidents(names: list[str]) -> None:
 
 
 def _check_config(path: Path | None, profile: str) -> None:
-    """The configuration file, checked now the way pytest's --repro-config is (one line)."""
+    """The configuration file, checked now the way pytest's --repro-config is (one line);
+    its [hosts] (the machines of provider ssh) taken in, as the plugin does."""
     if path is not None:
-        incidents.validate_file(cfgfile.read_file(path), profile)
+        file = cfgfile.read_file(path)
+        incidents.validate_file(file, profile)
+        from repro.hosts import ssh as ssh_hosts
+        ssh_hosts.configure(file.tables.get("hosts"), file.base, file.label)
 
 
 def cmd_list() -> int:
@@ -187,8 +191,8 @@ def _runnable(names: list[str], provider: str | None) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
+    _check_config(args.config, args.profile)  # first: provider ssh needs its [hosts]
     chosen = _runnable(args.incidents, args.provider)
-    _check_config(args.config, args.profile)
     from repro.plugin import collect_paths
     argv = [*collect_paths(chosen), "--repro-profile", args.profile,
             "--repro-reports", str(args.reports),

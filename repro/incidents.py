@@ -103,15 +103,6 @@ def config_for(name: str, config: cfg.ConfigFile | None, profile: str = "ci") ->
                      config=config, profile=profile)
 
 
-def prefix_config(name: str, config: cfg.ConfigFile | None, profile: str = "ci") -> Any:
-    """The incident's configuration with its shipped pre-fix fixture swapped in."""
-    from dataclasses import replace
-
-    spec = INCIDENTS[name]
-    return replace(config_for(name, config, profile),
-                   **{spec.prefix.key: cfg.FIXTURES / spec.prefix.fixture})
-
-
 def validate_file(config: cfg.ConfigFile, profile: str = "ci") -> None:
     """Check every table of a user's file now, so errors surface before any host starts
     (pytest's --repro-config and the CLI's --config both come here)."""

@@ -56,6 +56,7 @@ from repro.report import html, record, summary
 from repro.report.record import RunReport, TestRecord
 from repro.report.results import IncidentResult
 from repro.run import Run, point_latest, start_run
+from repro.spec import HOST_BACKENDS
 
 UNDER_TEST, PREFIX, BOTH = "under-test", "prefix", "both"
 DIRECTIONS = (BOTH, UNDER_TEST, PREFIX)
@@ -189,7 +190,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for inc in incidents.INCIDENTS.values():
         config.addinivalue_line("markers", f"{inc.marker}: the {inc.name} incident")
-    for backend in ("docker", "qemu", "ec2"):
+    for backend in HOST_BACKENDS:
         config.addinivalue_line("markers", f"{backend}: needs the {backend} backend")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")  # (installed)
     path = config.getoption("--repro-config")

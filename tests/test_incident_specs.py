@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = list(incidents.INCIDENTS.values())
 
 
-def _table(file: str, name: str) -> dict[str, object]:
-    data = tomllib.loads((cfgfile.FIXTURES / file).read_text())
+def _table(root: Path, file: str, name: str) -> dict[str, object]:
+    data = tomllib.loads((root / file).read_text())
     assert name in data, f"fixtures/{file} has no [{name}] table"
     table: dict[str, object] = data[name]
     return table
@@ -43,14 +43,15 @@ def test_spec_is_complete(spec: IncidentSpec) -> None:
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_default_and_prefix_tables_exist_and_load(spec: IncidentSpec) -> None:
-    _table("default.toml", spec.name)
-    prefix = _table("prefix.toml", spec.name)
+    root = cfgfile.fixtures_root(spec.schema)  # the harness's, or a team package's own
+    _table(root, "default.toml", spec.name)
+    prefix = _table(root, "prefix.toml", spec.name)
     assert prefix.get(spec.prefix.key) == spec.prefix.fixture, (
         f"fixtures/prefix.toml [{spec.name}] {spec.prefix.key} is not the spec's pre-fix "
         f"fixture {spec.prefix.fixture}")
-    assert (cfgfile.FIXTURES / spec.prefix.fixture).is_file()
+    assert (root / spec.prefix.fixture).is_file()
     for file in ("default.toml", "prefix.toml"):
-        incidents.validate_file(cfgfile.read_file(cfgfile.FIXTURES / file))
+        incidents.validate_file(cfgfile.read_file(root / file))
 
 
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.package.startswith("repro.")],
