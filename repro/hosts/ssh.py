@@ -55,7 +55,7 @@ from repro.errors import ConfigError, ProvisionError
 from repro.hosts import ssh_remote as remote
 from repro.hosts.base import Host
 from repro.hosts.sshhost import CONNECT_S, SshAuth, SshCommander, SshEndpoint, SshHostBase
-from repro.hosts.sshlogin import connection
+from repro.hosts.sshlogin import SSH_CLIENT_CONFIG, connection
 from repro.run import SCRATCH_ROOT
 
 if TYPE_CHECKING:
@@ -413,17 +413,8 @@ def _tail(raw: bytes) -> str:
 
 def _client_config(d: str) -> str:
     """ssh -F: the run's key only; the machine's own ssh configuration is not read."""
-    return f"""Host *
-    IdentityFile {d}/id_ed25519
-    IdentitiesOnly yes
-    StrictHostKeyChecking no
-    UserKnownHostsFile /dev/null
-    BatchMode yes
-    LogLevel ERROR
-    ConnectTimeout 10
-    ServerAliveInterval 5
-    ServerAliveCountMax 3
-"""
+    head, _, rest = SSH_CLIENT_CONFIG.partition("\n")  # "Host *", then the shared options
+    return f"{head}\n    IdentityFile {d}/id_ed25519\n    IdentitiesOnly yes\n{rest}"
 
 
 def _restore(host: SshHost, log: Path) -> bool:
