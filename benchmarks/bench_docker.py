@@ -19,11 +19,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from repro.history import History
-from repro.hosts import open_hosts
-from repro.hosts.docker import DockerHost
-from repro.probes.heartbeat import Heartbeat
-from repro.run import Run, start_run
+from repro.harness.history import History
+from repro.harness.hosts import open_hosts
+from repro.harness.hosts.docker import DockerHost
+from repro.harness.probes.heartbeat import Heartbeat
+from repro.harness.run import Run, start_run
 
 CUT = ("nft add table inet repro_cut && nft 'add chain inet repro_cut in "
        "{ type filter hook input priority -10; policy drop; }'")

@@ -26,13 +26,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from repro.faults.sysrq_crash import SysrqCrash
-from repro.history import History
-from repro.hosts import qemu_image
-from repro.hosts.qemu import QemuHost, QemuProvider
-from repro.probes.heartbeat import Heartbeat
-from repro.probes.kernel_log import KernelLogWatcher
-from repro.run import Run, start_run
+from repro.harness.faults.sysrq_crash import SysrqCrash
+from repro.harness.history import History
+from repro.harness.hosts.qemu import QemuHost, QemuProvider
+from repro.harness.hosts.qemu import image as qemu_image
+from repro.harness.probes.heartbeat import Heartbeat
+from repro.harness.probes.kernel_log import KernelLogWatcher
+from repro.harness.run import Run, start_run
 
 INTERVAL_S = 0.5
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from repro.errors import PrerequisiteError
-from repro.hosts import open_hosts
-from repro.hosts.base import Host
-from repro.run import Run, start_run
+from repro.harness.errors import PrerequisiteError
+from repro.harness.hosts import open_hosts
+from repro.harness.hosts.base import Host
+from repro.harness.run import Run, start_run
 from tests.leftovers import leftovers
 
 

@@ -36,9 +36,9 @@ import docker
 import docker.errors
 import docker.types
 
-from repro import names
-from repro.hosts.docker import BASE_IMAGE, client, cpu_cap
-from repro.run import Run
+from repro.harness import names
+from repro.harness.hosts.docker import BASE_IMAGE, client, cpu_cap
+from repro.harness.run import Run
 
 HALT_SHIM = b"#!/bin/sh\n# the machine stops: PID 1 ends\nkill -TERM 1\n"
 STEP_S = 0.2

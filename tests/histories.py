@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from repro.history import Event
+from repro.harness.history import Event
 
 
 def ev(t: float, kind: str, host: str = "", **fields: Any) -> Event:
@@ -43,7 +43,7 @@ def ssh_leg_down(events: list[Event], start: float, end: float) -> list[Event]:
 def fault_window(fault: str, host: str, start: float, stop: float | None = None,
                  shortfall: str = "", **measured: Any) -> list[Event]:
     """A fault's `fault.start` (with what it measured and its shortfall) and, when `stop` is
-    given, its `fault.stop`: what `repro.faults.base.injected` writes."""
+    given, its `fault.stop`: what `repro.harness.faults.base.injected` writes."""
     out = [ev(start, "fault.start", host, fault=fault, applied={}, measured=measured,
               shortfall=shortfall)]
     if stop is not None:

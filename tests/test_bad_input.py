@@ -275,7 +275,7 @@ def test_bad_arguments_of_every_verb_are_one_line_and_exit_2(
 def test_bad_arguments_are_refused_before_anything_runs_and_no_option_is_guessed(
         args: tuple[str, ...], says: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Parsed in this process (never run: see the module's docstring)."""
-    from repro import cli
+    from repro.harness import cli
     with pytest.raises(SystemExit) as stop:
         cli._parser().parse_args(list(args))
     lines = capsys.readouterr().err.strip().splitlines()

@@ -10,7 +10,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import wrpcap
 
-from repro.capture import analyse
+from repro.harness.capture import analyse
 
 SRV, CLI = "10.9.0.2", "10.9.0.3"
 MSS = 1000
@@ -88,7 +88,7 @@ def test_clean_transfer_has_no_retransmissions(tmp_path: Path) -> None:
 
 
 def test_backoff_run_is_cut_where_the_timer_stops_doubling() -> None:
-    from repro.capture.analysis import _longest_backoff
+    from repro.harness.capture.analysis import _longest_backoff
     times = [0.0, 1.0, 3.0, 5.5, 6.0, 7.0, 9.0, 13.0]
     gaps = [b - a for a, b in itertools.pairwise(times)]  # 1 2 2.5 .5 1 2 4
     run = _longest_backoff("f", 0, times, gaps)
@@ -97,7 +97,7 @@ def test_backoff_run_is_cut_where_the_timer_stops_doubling() -> None:
 
 
 def test_a_fast_retransmit_does_not_start_a_backoff_run() -> None:
-    from repro.capture.analysis import _longest_backoff
+    from repro.harness.capture.analysis import _longest_backoff
     times = [0.0, 0.001, 0.45, 1.31, 3.04]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     run = _longest_backoff("f", 0, times, gaps)

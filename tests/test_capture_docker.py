@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from repro.capture import Capture, analyse
-from repro.faults.base import injected
-from repro.faults.loss import LossModel, PacketLoss
-from repro.history import History
-from repro.hosts.base import Host
-from repro.run import Run
+from repro.harness.capture import Capture, analyse
+from repro.harness.faults.base import injected
+from repro.harness.faults.loss import LossModel, PacketLoss
+from repro.harness.history import History
+from repro.harness.hosts.base import Host
+from repro.harness.run import Run
 from tests.test_loss_docker import transfer
 
 pytestmark = pytest.mark.docker

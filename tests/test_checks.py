@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from repro.checks import Outcome, Verdict, liveness_gaps, reboots
-from repro.probes.heartbeat import leg
+from repro.harness.checks import Outcome, Verdict, liveness_gaps, reboots
+from repro.harness.probes.heartbeat import leg
 from tests.histories import heartbeat
 
 

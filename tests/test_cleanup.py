@@ -7,8 +7,8 @@ import subprocess
 import docker
 import pytest
 
-from repro import cleanup, names
-from repro.run import start_run
+from repro.harness import cleanup, names
+from repro.harness.run import start_run
 
 pytestmark = pytest.mark.docker
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from repro import cleanup
-from repro.run import Run, start_run
+from repro.harness import cleanup
+from repro.harness.run import Run, start_run
 
 
 def test_a_run_started_during_a_reap_is_not_reaped(tmp_path: Path,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from repro import cli, doctor, incidents
-from repro.checks import Outcome, Verdict
-from repro.report.results import IncidentResult, write_json
+from repro.harness import cli, doctor, incidents
+from repro.harness.checks import Outcome, Verdict
+from repro.harness.report.results import IncidentResult, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def repro(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     """The console script's code path, in a fresh interpreter (no EC2 settings of the caller)."""
     env = env or {k: v for k, v in os.environ.items()
                   if not k.startswith(("REPRO_EC2_", "AWS_REGION", "AWS_DEFAULT_REGION"))}
-    return subprocess.run([sys.executable, "-m", "repro.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "repro.harness.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

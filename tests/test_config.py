@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from repro import config, incidents
-from repro.errors import ConfigError
+from repro.harness import config, incidents
+from repro.harness.errors import ConfigError
 from repro.mtu_wedge.config import MtuWedgeConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repro.databases import mongodb
+from repro.harness.services.databases import mongodb
 from repro.mongo_index_lock.drivers import INDEXES, MongoDriver
 
 # serverStatus fragments in the shapes MongoDB 6.0 and 7.0+ answer with
@@ -61,7 +61,7 @@ def test_database_name_from_uri() -> None:
 
 def test_missing_mongod_is_a_prerequisite_error(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
-    from repro.errors import PrerequisiteError
+    from repro.harness.errors import PrerequisiteError
 
     monkeypatch.setattr(mongodb, "find_mongod", lambda: None)
     with pytest.raises(PrerequisiteError, match="mongod"), \

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from repro import procs as _process
-from repro.config import FIXTURES
-from repro.databases import postgres
-from repro.databases.postgres import PgTarget
+from repro.harness import procs as _process
+from repro.harness.config import FIXTURES
+from repro.harness.services.databases import postgres
+from repro.harness.services.databases.postgres import PgTarget
 from repro.mongo_index_lock.drivers import INDEXES, PgDriver
 
 TMP = Path("/tmp")
@@ -168,7 +168,8 @@ def test_reap_stops_a_dead_runs_server_and_spares_live_ones() -> None:
     root.mkdir(mode=0o711)
     dead = make_scratch("test-dead-run", pid=1, root=root)
     live = make_scratch("test-live-run", root=root)
-    code = ("import sys; from pathlib import Path; from repro.databases import postgres\n"
+    code = ("import sys; from pathlib import Path\n"
+            "from repro.harness.services.databases import postgres\n"
             "with postgres.postgres_server(Path(sys.argv[1]), 'orphan') as t:\n"
             "    print(t.url, flush=True); sys.stdin.read()\n")
     children = []

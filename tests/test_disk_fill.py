@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from repro.faults import disk_fill
-from repro.faults.disk_fill import DiskFill
-from repro.hosts.base import CommandResult
+from repro.harness.faults import disk_fill
+from repro.harness.faults.disk_fill import DiskFill
+from repro.harness.hosts.base import CommandResult
 
 PROGRESS_OK = "1000 900 4096\n8\n"  # blocks, free, block size; 8 writers running
 DONE = "1000 40 4096\n0\n1 target\n"

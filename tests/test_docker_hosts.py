@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from repro.errors import ProvisionError
-from repro.faults.base import injected
-from repro.faults.mtu import MtuFault, read_mtu
-from repro.history import History
-from repro.hosts import open_hosts
-from repro.run import start_run
+from repro.harness.errors import ProvisionError
+from repro.harness.faults.base import injected
+from repro.harness.faults.mtu import MtuFault, read_mtu
+from repro.harness.history import History
+from repro.harness.hosts import open_hosts
+from repro.harness.run import start_run
 from tests.leftovers import leftovers
 
 pytestmark = pytest.mark.docker

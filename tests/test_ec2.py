@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from repro import cleanup, cli
-from repro.errors import ConfigError, PrerequisiteError, ProvisionError
-from repro.hosts import ec2 as ec2mod
-from repro.hosts import ec2_janitor
-from repro.hosts.base import get_provider
-from repro.hosts.ec2 import REGION_VARS, Ec2Provider, Ec2Settings, resolve_region
-from repro.run import Run, start_run
+from repro.harness import cleanup, cli
+from repro.harness.errors import ConfigError, PrerequisiteError, ProvisionError
+from repro.harness.hosts import ec2 as ec2mod
+from repro.harness.hosts.base import get_provider
+from repro.harness.hosts.ec2 import REGION_VARS, Ec2Provider, Ec2Settings, resolve_region
+from repro.harness.hosts.ec2 import janitor as ec2_janitor
+from repro.harness.run import Run, start_run
 from tests.ec2cloud import FakeCloud, moto_server
 from tests.leftovers import leftovers
 
@@ -308,7 +308,7 @@ def test_cleanup_reaps_in_the_region_the_backend_used_with_only_an_aws_variable_
         {"ResourceType": "instance", "Tags": tags}])["Instances"][0]["InstanceId"]
     # the command itself, without the other backends' reapers (they need Docker and touch
     # nothing EC2); plain cleanup spares live runs, this test's among them
-    monkeypatch.setattr(cleanup, "REAPERS", ["repro.hosts.ec2_janitor"])
+    monkeypatch.setattr(cleanup, "REAPERS", ["repro.harness.hosts.ec2.janitor"])
     assert cli.main(["cleanup"]) == cli.EXIT_OK
     assert f"removed ec2 instance {dead} (run 20260101-000000-dead)" in capsys.readouterr().out
     assert cloud.state(dead) in ("shutting-down", "terminated")
@@ -324,7 +324,7 @@ def test_gate_on_amis_blocks_the_one_whose_init_brings_the_wedge_back(
     """The whole path on "EC2": two AMIs (their bodies: images with the fixed and the
     pre-fix init baked in), the gate's pytest runs launch instances through the API,
     mtu_wedge runs on them over SSH, the instances are terminated."""
-    from repro import cli, images
+    from repro.harness import cli, images
     root = Path(__file__).resolve().parent.parent
     good = images.bake_docker(run, root / "fixtures/mtu_wedge/fixed.sh", "ami-good")
     bad = images.bake_docker(run, root / "fixtures/mtu_wedge/prefix.sh", "ami-bad")

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from repro import cli, gate, images
-from repro.checks import Outcome, Verdict
-from repro.errors import ConfigError
-from repro.images import ImageRef
-from repro.report.record import RunReport, TestRecord
-from repro.report.results import IncidentResult
-from repro.run import Run, start_run
+from repro.harness import cli, gate, images
+from repro.harness.checks import Outcome, Verdict
+from repro.harness.errors import ConfigError
+from repro.harness.images import ImageRef
+from repro.harness.report.record import RunReport, TestRecord
+from repro.harness.report.results import IncidentResult
+from repro.harness.run import Run, start_run
 from tests.leftovers import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from repro import gitserver
-from repro.errors import HostCommandError, ProvisionError
-from repro.gitserver import GIT_PORT, HTTP_PORT, GitServer, RepoSpec
-from repro.hosts.base import Host
-from repro.run import Run
+from repro.harness.errors import HostCommandError, ProvisionError
+from repro.harness.hosts.base import Host
+from repro.harness.run import Run
+from repro.harness.services import gitserver
+from repro.harness.services.gitserver import GIT_PORT, HTTP_PORT, GitServer, RepoSpec
 
 pytestmark = pytest.mark.docker
 HOSTS = ("docker", ["gitserver", "build"])  # provider, roles: see tests/conftest.py

@@ -1,4 +1,5 @@
-"""The repository generator (repro/gitgen.py), run locally: shape, size, determinism."""
+"""The repository generator (repro.harness.services.gitgen), run locally: shape, size,
+determinism."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from repro import gitgen
-from repro.gitserver import BranchSpec, RepoSpec
+from repro.harness.services import gitgen
+from repro.harness.services.gitserver import BranchSpec, RepoSpec
 
 
 def _spec(path: Path, **kw: object) -> dict[str, object]:

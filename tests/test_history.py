@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from repro.history import History, load, of_kind
+from repro.harness.history import History, load, of_kind
 
 
 def test_jsonl_round_trip_and_order(tmp_path):

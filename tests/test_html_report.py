@@ -14,9 +14,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from repro.checks import Outcome, Verdict
-from repro.report import html, timeline
-from repro.report.results import IncidentResult, write_json
+from repro.harness.checks import Outcome, Verdict
+from repro.harness.report import html, timeline
+from repro.harness.report.results import IncidentResult, write_json
 
 CHROMIUM = shutil.which("chromium")
 WIDTH, HEIGHT = 1280, 2600
@@ -114,7 +114,7 @@ def test_page_links_resolve_and_say_what_failed(run_dir: Path) -> None:
 
 
 def test_fault_windows_pair_starts_with_stops_and_keep_unhealed_ones_open() -> None:
-    from repro.history import Event
+    from repro.harness.history import Event
     events = [Event(1, "fault.start", "h", {"fault": "loss"}), Event(3, "fault.stop", "h",
                                                                       {"fault": "loss"}),
               Event(4, "fault.start", "h", {"fault": "mtu"})]
@@ -123,7 +123,7 @@ def test_fault_windows_pair_starts_with_stops_and_keep_unhealed_ones_open() -> N
 
 
 def test_a_history_without_probes_still_gets_a_timeline(tmp_path: Path) -> None:
-    from repro.history import Event
+    from repro.harness.history import Event
     png = timeline.draw([Event(0.5, "op", "db", {"name": "write", "latency_s": 0.01}),
                          Event(1.0, "fault.start", "db", {"fault": "storm"})],
                         tmp_path / "t.png", "x")
@@ -176,7 +176,7 @@ def test_page_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> Non
 
 def test_the_banner_is_red_when_pytest_failed_though_every_result_was_as_expected(
         tmp_path: Path) -> None:
-    from repro.report.record import RunReport, TestRecord
+    from repro.harness.report.record import RunReport, TestRecord
     ok = IncidentResult("mtu_wedge", "under test", "/x/fixed.sh", "docker", Verdict(Outcome.PASS),
                         Outcome.PASS, 1.0, test="repro/mtu_wedge/test_x.py::test_a")
     report = RunReport("r1", [ok], [

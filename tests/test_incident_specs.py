@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from repro import config as cfgfile
-from repro import incidents
-from repro.spec import IncidentSpec
+from repro.harness import config as cfgfile
+from repro.harness import incidents
+from repro.harness.spec import IncidentSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = list(incidents.INCIDENTS.values())
@@ -76,7 +76,7 @@ def test_a_marker_declared_by_two_incidents_is_an_error(monkeypatch: pytest.Monk
                                                         ) -> None:
     import dataclasses
 
-    from repro.errors import ReproError
+    from repro.harness.errors import ReproError
 
     clash = dataclasses.replace(incidents.INCIDENTS["mtu_wedge"], name="other", package="x")
     monkeypatch.setattr(incidents, "_registered_specs", lambda: iter([clash]))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from repro.checks import Outcome, run_checker
-from repro.history import Event
+from repro.harness.checks import Outcome, run_checker
+from repro.harness.history import Event
 from repro.kernel_panic.check import Params, check, loss_evidence
 from tests.histories import ev, heartbeat, ssh_leg_down
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from repro.faults.base import injected
-from repro.faults.link import NetemUnavailable, Offloads
-from repro.faults.loss import LossModel, PacketLoss, measured_loss
-from repro.faults.partition import Partition, tcp_connects
-from repro.faults.shaping import Shaping
-from repro.history import History
-from repro.hosts.base import Host
-from repro.run import Run
+from repro.harness.faults.base import injected
+from repro.harness.faults.link import NetemUnavailable, Offloads
+from repro.harness.faults.loss import LossModel, PacketLoss, measured_loss
+from repro.harness.faults.partition import Partition, tcp_connects
+from repro.harness.faults.shaping import Shaping
+from repro.harness.history import History
+from repro.harness.hosts.base import Host
+from repro.harness.run import Run
 
 pytestmark = pytest.mark.docker
 HOSTS = ("docker", ["a", "b"])  # provider, roles: see tests/conftest.py

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from repro.faults.loss import LossModel, judge_loss
+from repro.harness.faults.loss import LossModel, judge_loss
 
 
 def test_independent_loss_is_netem_random_without_correlation() -> None:
@@ -50,8 +50,8 @@ class _Stub:
 
 
 def _ruleset(model: LossModel) -> str:
-    from repro.faults.loss import Direction, PacketLoss, _HostState
-    from repro.run import Run
+    from repro.harness.faults.loss import Direction, PacketLoss, _HostState
+    from repro.harness.run import Run
 
     run = Run("20260101-000000-ab12", Path("/nonexistent"), Path("/nonexistent"), None)  # type: ignore[arg-type]
     a, b, c = _Stub("a", "10.0.0.1"), _Stub("b", "10.0.0.2"), _Stub("c", "10.0.0.3")
@@ -79,9 +79,9 @@ def test_nft_rules_bursty_loss_keep_state_in_the_connection_mark() -> None:
 
 
 def test_pairs_must_cover_every_host() -> None:
-    from repro.errors import FaultError
-    from repro.faults.loss import PacketLoss
-    from repro.run import Run
+    from repro.harness.errors import FaultError
+    from repro.harness.faults.loss import PacketLoss
+    from repro.harness.run import Run
 
     run = Run("20260101-000000-ab12", Path("/x"), Path("/x"), None)  # type: ignore[arg-type]
     a, b, c = _Stub("a", "1"), _Stub("b", "2"), _Stub("c", "3")

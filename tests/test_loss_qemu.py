@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from repro.faults.base import injected
-from repro.faults.loss import LossModel, PacketLoss
-from repro.faults.shaping import Shaping
-from repro.history import History
-from repro.hosts.base import Host
-from repro.run import Run
+from repro.harness.faults.base import injected
+from repro.harness.faults.loss import LossModel, PacketLoss
+from repro.harness.faults.shaping import Shaping
+from repro.harness.history import History
+from repro.harness.hosts.base import Host
+from repro.harness.run import Run
 
 pytestmark = pytest.mark.qemu
 HOSTS = ("qemu", ["a", "b"])  # provider, roles: see tests/conftest.py

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from repro.checks import Outcome, run_checker
-from repro.history import Event
+from repro.harness.checks import Outcome, run_checker
+from repro.harness.history import Event
 from repro.mongo_index_lock import check
 from repro.mongo_index_lock.storm import FAULT
 from tests.histories import ev

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from repro import config as cfgfile
-from repro import incidents
-from repro.errors import ConfigError
+from repro.harness import config as cfgfile
+from repro.harness import incidents
+from repro.harness.errors import ConfigError
 from repro.mongo_index_lock.config import MongoIndexLockConfig
 
 

@@ -1,6 +1,6 @@
 """A mongo_index_lock run interrupted mid-storm leaves nothing behind: Ctrl-C and
 SIGTERM stop the PostgreSQL server, kill the instances and delete the data
-directory; after SIGKILL, the clean-up a new run starts with (repro.cleanup)
+directory; after SIGKILL, the clean-up a new run starts with (repro.harness.cleanup)
 kills the orphaned instances (found by the run id in their environment) and
 stops the orphaned server."""
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from repro import cleanup
-from repro import procs as _process
+from repro.harness import cleanup
+from repro.harness import procs as _process
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

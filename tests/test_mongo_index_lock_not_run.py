@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from repro import config as cfgfile
-from repro import incidents
-from repro.databases import mongodb
+from repro.harness import config as cfgfile
+from repro.harness import incidents
+from repro.harness.services.databases import mongodb
 from repro.mongo_index_lock import scenario
 from repro.mongo_index_lock.config import MongoIndexLockConfig
 
@@ -81,5 +81,5 @@ def test_the_only_skip_in_the_mongo_tests_is_not_run() -> None:
                 skips.append(fn.name)
     assert skips == ["_unless_runnable"]
     text = TESTS.read_text()
-    # both directions of the configuration go through the same reason (repro.directions)
+    # both directions of the configuration go through the same reason (repro.harness.directions)
     assert "not_run=lambda cfg: scenario.not_run_reason(cfg, scenario.ASKED_BY_CONFIG)" in text

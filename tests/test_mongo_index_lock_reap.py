@@ -1,7 +1,7 @@
 """Deploy-storm instances left by a run that died are reaped (no database needed).
 
 Instances run in sessions of their own, so a runner killed with SIGKILL leaves
-them running. The storm's reaper (repro.cleanup.REAPERS) finds them by the run
+them running. The storm's reaper (repro.harness.cleanup.REAPERS) finds them by the run
 id in their environment and kills each one's whole process group, children
 included; a live run's instances are spared.
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from repro import cleanup, names, procs
-from repro.history import History
+from repro.harness import cleanup, names, procs
+from repro.harness.history import History
+from repro.harness.run import SCRATCH_ROOT, start_run
 from repro.mongo_index_lock import storm
-from repro.run import SCRATCH_ROOT, start_run
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCES = 3
@@ -36,9 +36,9 @@ HANG = ("import subprocess, sys, time; "
 RUNNER = textwrap.dedent("""
     import os, sys, threading
     from pathlib import Path
-    from repro.history import History
+    from repro.harness.history import History
     from repro.mongo_index_lock.storm import Storm, StormPlan
-    from repro.run import start_run
+    from repro.harness.run import start_run
 
     run = start_run(Path(sys.argv[1]), sys.argv[2])
     plan = StormPlan(command=[sys.executable, "-c", sys.argv[3]], cwd=Path.cwd(),
@@ -136,4 +136,4 @@ def test_a_live_runs_instances_are_spared(tmp_path: Path) -> None:
 def test_the_storm_reaper_runs_before_the_database_reaper() -> None:
     # instances are clients of the run's database server: they go first
     assert cleanup.REAPERS.index("repro.mongo_index_lock.storm") < \
-        cleanup.REAPERS.index("repro.databases")
+        cleanup.REAPERS.index("repro.harness.services.databases")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from repro.history import History
+from repro.harness.history import History
+from repro.harness.run import Run, start_run
 from repro.mongo_index_lock.storm import ENV_RUN, FAULT, Storm, StormPlan
-from repro.run import Run, start_run
 
 RUN: Run | None = None
 
@@ -57,7 +57,7 @@ def test_every_instance_runs_with_the_database_in_its_environment() -> None:
     assert all(e.get("output") == f"postgresql://x postgresql 19 {RUN.run_id}" for e in exits)
     assert sorted({e.get("wave") for e in exits}) == [1, 2, 3]
     kinds = [e.kind for e in h.events()]
-    # the window through repro.faults.base.injected, then what the storm achieved
+    # the window through repro.harness.faults.base.injected, then what the storm achieved
     assert kinds[0] == "fault.start" and kinds[-2:] == ["fault.stop", "fault.measure"]
     measure = h.events()[-1]
     assert measure.get("fault") == FAULT and measure.get("succeeded") == 6

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repro.checks import Outcome, run_checker
+from repro.harness.checks import Outcome, run_checker
 from repro.mtu_wedge.check import Params, check
 from tests.histories import ev, heartbeat
 

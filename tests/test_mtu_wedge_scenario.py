@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from repro.checks import Outcome
-from repro.history import load
+from repro.harness.checks import Outcome
+from repro.harness.history import load
+from repro.harness.run import start_run
 from repro.mtu_wedge import scenario
 from repro.mtu_wedge.config import MtuWedgeConfig
-from repro.run import start_run
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

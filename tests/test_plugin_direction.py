@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from repro import cleanup
-from repro.checks import Outcome, Verdict
-from repro.report.record import read_report
-from repro.report.results import IncidentResult
+from repro.harness import cleanup
+from repro.harness.checks import Outcome, Verdict
+from repro.harness.report.record import read_report
+from repro.harness.report.results import IncidentResult
 from repro.slowclone import scenario as slowclone
 
 pytest_plugins = ["pytester"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repro.checks import Outcome, Verdict
-from repro.plugin import Session
-from repro.report.results import IncidentResult
-from repro.report.summary import rows
+from repro.harness.checks import Outcome, Verdict
+from repro.harness.plugin import Session
+from repro.harness.report.results import IncidentResult
+from repro.harness.report.summary import rows
 
 
 def attempts(*outcomes: Outcome) -> Any:

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from repro import cleanup
-from repro.report.record import read_report
+from repro.harness import cleanup
+from repro.harness.report.record import read_report
 
 pytest_plugins = ["pytester"]
 
 RESULT = '''
 import pytest
-from repro.checks import Outcome, Verdict
-from repro.report.results import IncidentResult
+from repro.harness.checks import Outcome, Verdict
+from repro.harness.report.results import IncidentResult
 
 
 def result(label, outcome, expected):

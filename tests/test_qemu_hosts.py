@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from repro.errors import ProvisionError
-from repro.faults.base import injected
-from repro.faults.netem import Netem
-from repro.faults.sysrq_crash import SysrqCrash
-from repro.history import History
-from repro.hosts.qemu import QemuProvider, VmSpec
-from repro.hosts.qemu_image import find_image
-from repro.probes.heartbeat import Heartbeat
-from repro.probes.kernel_log import KernelLogWatcher
-from repro.run import Run, start_run
+from repro.harness.errors import ProvisionError
+from repro.harness.faults.base import injected
+from repro.harness.faults.netem import Netem
+from repro.harness.faults.sysrq_crash import SysrqCrash
+from repro.harness.history import History
+from repro.harness.hosts.qemu import QemuProvider, VmSpec
+from repro.harness.hosts.qemu.image import find_image
+from repro.harness.probes.heartbeat import Heartbeat
+from repro.harness.probes.kernel_log import KernelLogWatcher
+from repro.harness.run import Run, start_run
 from tests.leftovers import leftovers
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
@@ -139,8 +139,8 @@ def test_a_vm_that_never_gets_ready_is_retried_once_then_removed(run: Run):
 HOLDER = """
 import sys, time
 from pathlib import Path
-from repro.hosts.qemu import QemuProvider, VmSpec
-from repro.run import start_run
+from repro.harness.hosts.qemu import QemuProvider, VmSpec
+from repro.harness.run import start_run
 run = start_run(Path(sys.argv[1]))
 with QemuProvider(VmSpec(disks_mb=(32,))).hosts(run, ["held"]):
     print(run.short, flush=True)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from repro.faults.disk_fill import DiskFill, FillMeasurement
-from repro.faults.netem import Netem
-from repro.history import History
-from repro.hosts import qemu_guest, qemu_image, qemu_net
-from repro.probes.kernel_log import KernelLogWatcher, scan
+from repro.harness.faults.disk_fill import DiskFill, FillMeasurement
+from repro.harness.faults.netem import Netem
+from repro.harness.history import History
+from repro.harness.hosts.qemu import guest as qemu_guest
+from repro.harness.hosts.qemu import image as qemu_image
+from repro.harness.hosts.qemu import net as qemu_net
+from repro.harness.probes.kernel_log import KernelLogWatcher, scan
 
 CONSOLE = """\
 [    0.000000] Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from repro.checks import Gap, Outcome, Reboot
-from repro.probes.heartbeat import leg
-from repro.rules import (
+from repro.harness.checks import Gap, Outcome, Reboot
+from repro.harness.probes.heartbeat import leg
+from repro.harness.rules import (
     Findings,
     compose,
     fail,

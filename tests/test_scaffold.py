@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from repro import cli
+from repro.harness import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "svc_restart"
@@ -55,7 +55,7 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
                                                                   dict[str, str], str]:
     copy = checkout_copy(tmp_path_factory.mktemp("checkout"))
     before = digests(copy)
-    got = python(copy, "-m", "repro.cli", "new", NAME)
+    got = python(copy, "-m", "repro.harness.cli", "new", NAME)
     assert got.returncode == 0, got.stderr
     return copy, before, digests(copy), got.stdout
 
@@ -78,7 +78,7 @@ def test_new_touches_only_its_folder_its_fixtures_and_the_readme_row(
 
 
 def cli_row() -> str:
-    from repro import scaffold
+    from repro.harness import scaffold
     return scaffold.readme_row(NAME, NAME) + "\n"
 
 
@@ -108,7 +108,7 @@ def test_the_skeletons_checker_tests_pass_and_it_is_lint_clean(
 def test_the_skeleton_is_registered_with_its_table_and_prefix_fixture(
         scaffolded: tuple[Path, dict[str, str], dict[str, str], str]) -> None:
     copy = scaffolded[0]
-    got = python(copy, "-c", "from repro import incidents, plugin; "
+    got = python(copy, "-c", "from repro.harness import incidents, plugin; "
                  f"spec = incidents.INCIDENTS[{NAME!r}]; "
                  f"cfg = incidents.config_for({NAME!r}, None); "
                  "print(spec.marker, spec.backends, cfg.service_init, cfg.provider)")

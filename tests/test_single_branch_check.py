@@ -13,8 +13,8 @@ from typing import Any
 
 from hypothesis import given, settings
 
-from repro.checks import Outcome, run_checker
-from repro.history import Event
+from repro.harness.checks import Outcome, run_checker
+from repro.harness.history import Event
 from repro.single_branch.check import Params, check
 from repro.single_branch.config import SingleBranchConfig
 from repro.single_branch.scenario import search

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from repro.gitserver import GitServer
-from repro.history import History, of_kind
-from repro.hosts.base import Host
-from repro.run import Run
+from repro.harness.history import History, of_kind
+from repro.harness.hosts.base import Host
+from repro.harness.run import Run
+from repro.harness.services.gitserver import GitServer
 from repro.single_branch.config import SingleBranchConfig
 from repro.single_branch.scenario import Trial
 from repro.single_branch.shapes import BRANCH_TIP, OLDER_MASTER

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from repro.checks import Outcome, run_checker
-from repro.history import Event
+from repro.harness.checks import Outcome, run_checker
+from repro.harness.history import Event
 from repro.slowclone.check import Params, check
 from tests.histories import ev
 

@@ -22,13 +22,13 @@ from typing import Any, cast
 
 import pytest
 
-from repro.checks import Outcome
-from repro.config import FIXTURES
-from repro.errors import ConfigError, ProvisionError
-from repro.hosts import ssh, ssh_remote
-from repro.hosts.base import Host, get_provider, parse_provider, ssh_command
-from repro.hosts.sshhost import SshEndpoint, wrap
-from repro.run import Run, start_run
+from repro.harness.checks import Outcome
+from repro.harness.config import FIXTURES
+from repro.harness.errors import ConfigError, ProvisionError
+from repro.harness.hosts import ssh, ssh_remote
+from repro.harness.hosts.base import Host, get_provider, parse_provider, ssh_command
+from repro.harness.hosts.sshhost import SshEndpoint, wrap
+from repro.harness.run import Run, start_run
 from tests.leftovers import leftovers
 
 WHERE = "my.toml"
@@ -486,8 +486,8 @@ def test_ctrl_c_inside_the_run_restores_the_machine(hosts: dict[str, Host], run:
 DEAD_RUNNER = """
 import sys, time
 from pathlib import Path
-from repro.hosts import ssh
-from repro.run import start_run
+from repro.harness.hosts import ssh
+from repro.harness.run import start_run
 ssh.LEDGER = Path(sys.argv[1])
 table = ssh.parse_hosts_table({"key": sys.argv[2], "lease_s": 60,
                                "roles": {"target": sys.argv[3]}}, "t.toml", Path("."))
@@ -537,7 +537,7 @@ def test_mtu_wedge_both_ways_through_pytest_with_provider_ssh(hosts: dict[str, H
     import subprocess
     import sys
 
-    from repro import names
+    from repro.harness import names
 
     roles = "\n".join(f'{role} = "root@{h.address}:22"' for role, h in hosts.items())
     config = tmp_path / "machines.toml"

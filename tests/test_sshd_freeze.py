@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from repro.checks import Outcome
+from repro.harness.checks import Outcome
+from repro.harness.plugin import Session
+from repro.harness.run import Run
 from repro.mtu_wedge import scenario
 from repro.mtu_wedge.config import MtuWedgeConfig
-from repro.plugin import Session
-from repro.run import Run
 
 FREEZE = Path(__file__).parent / "fixtures" / "sshd_freeze.sh"
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from repro import names
-from repro.report.record import read_report
+from repro.harness import names
+from repro.harness.report.record import read_report
 from tests.leftovers import leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -123,7 +123,8 @@ def test_the_wheel_ships_the_fixtures_readmes_and_templates(wheel: Path) -> None
         files = set(whl.namelist())
     for path in ("repro/fixtures/default.toml", "repro/fixtures/prefix.toml",
                  "repro/fixtures/mtu_wedge/prefix.sh", "repro/fixtures/mongo_index_lock/fixed.py",
-                 "repro/mtu_wedge/README.md", "repro/scaffold/templates/incident/check.py.tmpl"):
+                 "repro/mtu_wedge/README.md",
+                 "repro/harness/scaffold/templates/incident/check.py.tmpl"):
         assert path in files, path
 
 
@@ -131,8 +132,8 @@ def test_installed_repro_uses_its_own_fixtures_and_refuses_to_scaffold_into_itse
         team: tuple[Path, Path, Path]) -> None:
     venv, installed, project = team
     assert installed.is_relative_to(venv)
-    fixtures = ok(run([str(venv / "bin" / "python"), "-c",
-                       "from repro import config; print(config.FIXTURES)"], project)).strip()
+    show = "from repro.harness import config; print(config.FIXTURES)"
+    fixtures = ok(run([str(venv / "bin" / "python"), "-c", show], project)).strip()
     assert Path(fixtures) == installed / "fixtures"
     got = run([str(venv / "bin" / "repro"), "new", "other"], project)
     assert got.returncode == 2 and "repro is installed" in got.stderr

@@ -1,7 +1,7 @@
 """kernel_panic: build servers panic under concurrent disk filling (postmortem 000, issue #0)."""
 
+from repro.harness.spec import Figure, HostNeeds, IncidentSpec, Prefix
 from repro.kernel_panic.config import KernelPanicConfig
-from repro.spec import Figure, HostNeeds, IncidentSpec, Prefix
 
 SPEC = IncidentSpec(
     name="kernel_panic", marker="kernel_panic", postmortem="000, issue #0",

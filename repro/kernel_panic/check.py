@@ -1,7 +1,7 @@
 """The kernel_panic oracle: a pure function of the history.
 
 Evidence comes only from outside the guest: the serial console (`kernel`
-findings and `host` boot events from repro.probes.kernel_log), what QEMU saw
+findings and `host` boot events from repro.harness.probes.kernel_log), what QEMU saw
 (`host` events from source "qemu": reset, panicked, exited), the boot-id
 heartbeat (`probe`), and the harness's own operations on the host (`op`:
 volume_setup, workspace, fsck) and the fill it measured (`fault.measure`).
@@ -38,9 +38,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from repro.checks import Gap, Verdict, liveness_gaps, reboots
-from repro.history import Event, of_kind
-from repro.rules import at, fault_events, lost_gaps, missed_in_a_row, rebooted
+from repro.harness.checks import Gap, Verdict, liveness_gaps, reboots
+from repro.harness.history import Event, of_kind
+from repro.harness.rules import at, fault_events, lost_gaps, missed_in_a_row, rebooted
 
 # console findings that mean the kernel itself went down (others are failures, not loss)
 LOSS_PATTERNS = ("panic", "oops")

@@ -32,18 +32,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from repro.checks import Outcome, Verdict, run_checker
-from repro.envelope import envelope
-from repro.faults.base import injected, record_measure
-from repro.faults.disk_fill import DiskFill
-from repro.history import History
-from repro.hosts.qemu import QemuHost, QemuProvider, VmSpec
+from repro.harness.checks import Outcome, Verdict, run_checker
+from repro.harness.envelope import envelope
+from repro.harness.faults.base import injected, record_measure
+from repro.harness.faults.disk_fill import DiskFill
+from repro.harness.history import History
+from repro.harness.hosts.qemu import QemuHost, QemuProvider, VmSpec
+from repro.harness.probes.heartbeat import Heartbeat
+from repro.harness.probes.kernel_log import KernelLogWatcher
+from repro.harness.report.results import IncidentResult
+from repro.harness.run import Run
 from repro.kernel_panic import check
 from repro.kernel_panic.config import KernelPanicConfig
-from repro.probes.heartbeat import Heartbeat
-from repro.probes.kernel_log import KernelLogWatcher
-from repro.report.results import IncidentResult
-from repro.run import Run
 
 INCIDENT = "kernel_panic"
 DISK = "/dev/vdb"

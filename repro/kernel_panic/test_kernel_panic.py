@@ -1,4 +1,4 @@
-"""kernel_panic: both directions, on QEMU guests with their own kernel (repro.directions).
+"""kernel_panic: both directions, on QEMU guests with their own kernel (repro.harness.directions).
 
 - the configuration under test (fixtures/default.toml or --repro-config; by
   default fixtures/kernel_panic/fixed.sh) must pass;
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from repro.directions import both_directions
+from repro.harness.directions import both_directions
+from repro.harness.report.results import IncidentResult
 from repro.kernel_panic import scenario
-from repro.report.results import IncidentResult
 
 
 def kernel_level(result: IncidentResult, cfg: Any) -> None:

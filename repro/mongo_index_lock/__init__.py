@@ -1,7 +1,7 @@
 """mongo_index_lock: index re-declaration storms stall the database (postmortem 002)."""
 
+from repro.harness.spec import Figure, IncidentSpec, Prefix
 from repro.mongo_index_lock.config import MongoIndexLockConfig
-from repro.spec import Figure, IncidentSpec, Prefix
 
 SPEC = IncidentSpec(
     name="mongo_index_lock", marker="mongo", postmortem="002",

@@ -1,7 +1,7 @@
 """The oracle: did the deploy storm stall the workload?
 
 Model: a pure function of the history, composed of small named rules that each
-add failures, inconclusive reasons and figures to one `Findings` (repro.rules).
+add failures, inconclusive reasons and figures to one `Findings` (repro.harness.rules).
 The storm is the fault window (`fault.start` / `fault.stop`, fault "deploy_storm"); the
 judged window runs from the storm's start to the end of the history (during
 and after). A *stall* is a stretch of time in which operations of one kind
@@ -48,10 +48,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from repro.checks import Verdict
-from repro.history import Event
+from repro.harness.checks import Verdict
+from repro.harness.history import Event
+from repro.harness.rules import Findings, fault_events
 from repro.mongo_index_lock.storm import FAULT
-from repro.rules import Findings, fault_events
 
 Span = tuple[float, float]
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, cast
 
-from repro.config import FIXTURES
-from repro.databases import kind_of
-from repro.errors import ConfigError
+from repro.harness.config import FIXTURES
+from repro.harness.errors import ConfigError
+from repro.harness.services.databases import kind_of
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class MongoIndexLockConfig:
     db: str = "postgresql"
     # the service's start-up, run once per instance with env DB_URL and DB_KIND; a path
     # relative to the TOML file; a .py file runs under the harness's Python
-    # (a str default: repro.config resolves string defaults against fixtures/)
+    # (a str default: repro.harness.config resolves string defaults against fixtures/)
     service_startup: Path = cast(Path, "mongo_index_lock/fixed.py")  # noqa: RUF009
     service_args: str = ""           # extra arguments (shell words) for service_startup
     instances: int = 100             # service instances started by the deploy
@@ -49,7 +49,8 @@ class MongoIndexLockConfig:
     }
 
     def __post_init__(self) -> None:
-        if isinstance(self.service_startup, str):  # built directly, not through repro.config
+        # built directly, not through repro.harness.config
+        if isinstance(self.service_startup, str):
             object.__setattr__(self, "service_startup",
                                (FIXTURES / self.service_startup).resolve())
 

@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from repro.databases import Target, mongodb, postgres
+from repro.harness.services.databases import Target, mongodb, postgres
 
 INDEXES = [
     ("repro_jobs", "repro_jobs_status_idx", ["status"]),

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repro.checks import Verdict
-from repro.history import Event
+from repro.harness.checks import Verdict
+from repro.harness.history import Event
 from repro.mongo_index_lock.check import Params, freezes
 from repro.mongo_index_lock.storm import FAULT
 

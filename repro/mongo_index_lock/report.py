@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from repro.checks import Verdict
+from repro.harness.checks import Verdict
 
 
 def _get(figures: dict[str, object], key: str) -> object:

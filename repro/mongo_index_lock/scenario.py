@@ -22,16 +22,16 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from repro.checks import Outcome, Verdict, run_checker
-from repro.databases import Target, mongodb, open_target
-from repro.envelope import Envelope, envelope, slug
-from repro.history import History
+from repro.harness.checks import Outcome, Verdict, run_checker
+from repro.harness.envelope import Envelope, envelope, slug
+from repro.harness.history import History
+from repro.harness.report.results import IncidentResult
+from repro.harness.run import Run
+from repro.harness.services.databases import Target, mongodb, open_target
 from repro.mongo_index_lock import check, plot, report, workload
 from repro.mongo_index_lock.config import MongoIndexLockConfig
 from repro.mongo_index_lock.drivers import Driver, driver_for
 from repro.mongo_index_lock.storm import Storm, StormPlan
-from repro.report.results import IncidentResult
-from repro.run import Run
 
 INCIDENT = "mongo_index_lock"
 CONNECTION_HEADROOM = 30  # sessions beyond instances + clients: batch, sampler, admin

@@ -15,7 +15,7 @@ Ctrl-C every instance still running is killed before the error goes on.
 Leftovers. Every instance carries its run in its environment (REPRO_RUN=<run
 id>, REPRO_INSTANCE=<n>), which its own children inherit. A run killed with
 SIGKILL cannot kill its instances (they are in sessions of their own); `reap`
-(listed in repro.cleanup.REAPERS, so `repro cleanup` and every run's start
+(listed in repro.harness.cleanup.REAPERS, so `repro cleanup` and every run's start
 call it) finds them through /proc/<pid>/environ and kills those of dead runs
 (of every run with `all_runs`), each instance's whole process group.
 """
@@ -31,9 +31,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro import procs
-from repro.faults.base import Applied, injected, record_measure
-from repro.history import History
+from repro.harness import procs
+from repro.harness.faults.base import Applied, injected, record_measure
+from repro.harness.history import History
 
 FAULT = "deploy_storm"
 ENV_RUN = "REPRO_RUN"  # the run an instance belongs to: how `reap` finds it
@@ -84,7 +84,7 @@ class Storm:
     target_name = "deploy"
 
     def run(self, stop: threading.Event) -> StormResult:
-        """The storm as the run's fault window (repro.faults.base.injected: recorded, in the
+        """The storm as the run's fault window (repro.harness.faults.base.injected: recorded, in the
         heal registry, healed however it ends): every wave on schedule, every instance
         waited for; what it achieved goes into a `fault.measure` event."""
         with injected(self, self.history):
@@ -225,7 +225,7 @@ def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
     before the reapers ahead of this one ran (seconds, with Docker), and a run that
     started meanwhile may already have its storm going.
     """
-    from repro.cleanup import live_runs
+    from repro.harness.cleanup import live_runs
 
     live = set() if all_runs else live_run_ids | set(live_runs().values())
     doomed = [(pid, run) for pid, run in leftover_instances() if run not in live]

@@ -20,13 +20,13 @@ import dataclasses
 
 import pytest
 
-from repro.checks import Outcome
-from repro.directions import both_directions
+from repro.harness.checks import Outcome
+from repro.harness.directions import both_directions
+from repro.harness.plugin import Session, Settings
+from repro.harness.report.results import IncidentResult
+from repro.harness.run import Run
 from repro.mongo_index_lock import scenario
 from repro.mongo_index_lock.config import MongoIndexLockConfig
-from repro.plugin import Session, Settings
-from repro.report.results import IncidentResult
-from repro.run import Run
 
 pytestmark = [pytest.mark.slow]
 INCIDENT = "mongo_index_lock"

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from repro.history import History
+from repro.harness.history import History
 from repro.mongo_index_lock.drivers import Batch, Client, Driver
 
 JOIN_GRACE_S = 10.0

@@ -1,7 +1,7 @@
 """mtu_wedge: build servers vanish from the network under 20 concurrent ssh streams."""
 
+from repro.harness.spec import Figure, HostNeeds, IncidentSpec, Prefix
 from repro.mtu_wedge.config import MtuWedgeConfig
-from repro.spec import Figure, HostNeeds, IncidentSpec, Prefix
 
 SPEC = IncidentSpec(
     name="mtu_wedge", marker="mtu", postmortem="000, issue #2",

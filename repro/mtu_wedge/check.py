@@ -15,7 +15,7 @@ target (fewer streams than asked) *and* the target stayed reachable, i.e.
 nothing but the harness explains the shortfall; a flood cut short by the
 target vanishing is the incident, not a harness failure.
 
-Composed (repro.rules) of the figures, then the failure rules in the order of their
+Composed (repro.harness.rules) of the figures, then the failure rules in the order of their
 reasons: network gaps, session freezes, reboots; then the rule that says why the run
 proves nothing (observer starved, streams short or idle, flood cut short), which the
 target vanishing from the network excuses.
@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from repro.checks import Gap, Reboot, Verdict, liveness_gaps, longest_silence
-from repro.history import Event, of_kind
-from repro.probes.heartbeat import leg
-from repro.rules import (
+from repro.harness.checks import Gap, Reboot, Verdict, liveness_gaps, longest_silence
+from repro.harness.history import Event, of_kind
+from repro.harness.probes.heartbeat import leg
+from repro.harness.rules import (
     Findings,
     compose,
     fault_events,

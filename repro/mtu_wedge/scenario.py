@@ -18,20 +18,20 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from repro.checks import Outcome, Verdict, run_checker
-from repro.envelope import envelope
-from repro.errors import HostCommandError
-from repro.faults.base import injected
-from repro.faults.mtu import df_probe, read_mtu
-from repro.faults.ssh_flood import SshFlood
-from repro.history import History
-from repro.hosts import open_hosts
-from repro.hosts.base import Host
+from repro.harness.checks import Outcome, Verdict, run_checker
+from repro.harness.envelope import envelope
+from repro.harness.errors import HostCommandError
+from repro.harness.faults.base import injected
+from repro.harness.faults.mtu import df_probe, read_mtu
+from repro.harness.faults.ssh_flood import SshFlood
+from repro.harness.history import History
+from repro.harness.hosts import open_hosts
+from repro.harness.hosts.base import Host
+from repro.harness.probes.heartbeat import Heartbeat
+from repro.harness.report.results import IncidentResult
+from repro.harness.run import Run
 from repro.mtu_wedge import check
 from repro.mtu_wedge.config import MtuWedgeConfig
-from repro.probes.heartbeat import Heartbeat
-from repro.report.results import IncidentResult
-from repro.run import Run
 
 INCIDENT = "mtu_wedge"
 BASELINE_SAMPLES = 4

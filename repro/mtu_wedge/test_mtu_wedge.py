@@ -1,4 +1,4 @@
-"""mtu_wedge: both directions (repro.directions).
+"""mtu_wedge: both directions (repro.harness.directions).
 
 - the configuration under test (fixtures/default.toml, or --repro-config) must pass;
 - the pre-fix fixture (MTU 1400 + the emulated driver failure) must be flagged, by the
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from repro.directions import both_directions
+from repro.harness.directions import both_directions
+from repro.harness.report.results import IncidentResult
 from repro.mtu_wedge import scenario
-from repro.report.results import IncidentResult
 
 
 def dropped_off(result: IncidentResult, cfg: Any) -> None:

@@ -9,7 +9,7 @@ QEMU fails, saying how to install it.
 
 from __future__ import annotations
 
-from repro.directions import both_directions
+from repro.harness.directions import both_directions
 from repro.mtu_wedge import scenario
 from repro.mtu_wedge.test_mtu_wedge import dropped_off
 

@@ -1,7 +1,7 @@
 """single_branch: a shallow checkout of a non-master commit (the "bunk git upgrade")."""
 
+from repro.harness.spec import Figure, HostNeeds, IncidentSpec, Prefix
 from repro.single_branch.config import SingleBranchConfig
-from repro.spec import Figure, HostNeeds, IncidentSpec, Prefix
 
 SPEC = IncidentSpec(
     name="single_branch", marker="single_branch", postmortem="000, interlude",

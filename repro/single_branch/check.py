@@ -18,7 +18,7 @@ step's result there proves nothing), when no served shape remains, or when
 no served shape asked for a branch's tip or for an older commit: the property
 was never exercised where the incident lives.
 
-Composed (repro.rules) of the figures and four rules: COMMIT reached, branch tips reached
+Composed (repro.harness.rules) of the figures and four rules: COMMIT reached, branch tips reached
 (failures, in that order), shapes served, the incident's case exercised (inconclusive).
 """
 
@@ -27,9 +27,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from repro.checks import Verdict
-from repro.history import Event, of_kind
-from repro.rules import Findings, compose, fail, inconclusive
+from repro.harness.checks import Verdict
+from repro.harness.history import Event, of_kind
+from repro.harness.rules import Findings, compose, fail, inconclusive
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The single_branch run: the checkout step against many repository shapes.
 
-Roles: `gitserver` (repro.gitserver) and `build`. For each shape
+Roles: `gitserver` (repro.harness.services.gitserver) and `build`. For each shape
 (repro.single_branch.shapes) the server generates a small repository and
 the configuration's `checkout` step runs on the build host with REPO_URL,
 BRANCH (the branch the commit is on), COMMIT and WORKDIR; it must leave
@@ -27,15 +27,15 @@ from random import Random
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import NoSuchExample
 
-from repro.checkout import CheckoutStep, StepEnv, remove_agent
-from repro.checks import Outcome, run_checker
-from repro.envelope import envelope
-from repro.gitserver import GitServer, Repo
-from repro.history import History
-from repro.hosts import open_hosts
-from repro.hosts.base import Host
-from repro.report.results import IncidentResult
-from repro.run import Run
+from repro.harness.checks import Outcome, run_checker
+from repro.harness.envelope import envelope
+from repro.harness.history import History
+from repro.harness.hosts import open_hosts
+from repro.harness.hosts.base import Host
+from repro.harness.report.results import IncidentResult
+from repro.harness.run import Run
+from repro.harness.services.gitserver import GitServer, Repo
+from repro.harness.workloads.checkout import CheckoutStep, StepEnv, remove_agent
 from repro.single_branch import check
 from repro.single_branch.config import SingleBranchConfig
 from repro.single_branch.shapes import CANONICAL, Shape, shapes

@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from repro.gitserver import BranchSpec, Repo, RepoSpec
+from repro.harness.services.gitserver import BranchSpec, Repo, RepoSpec
 
 MAX_MASTER = 6
 MAX_BRANCHES = 3

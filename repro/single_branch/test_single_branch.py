@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repro.directions import both_directions
-from repro.history import Event, load
-from repro.report.results import IncidentResult
+from repro.harness.directions import both_directions
+from repro.harness.history import Event, load
+from repro.harness.report.results import IncidentResult
 from repro.single_branch import scenario
 from repro.single_branch.shapes import BRANCH_TIP, CANONICAL, Shape
 

@@ -1,7 +1,7 @@
 """slowclone: the build's checkout step under heavy packet loss (postmortem issue #1)."""
 
+from repro.harness.spec import Figure, HostNeeds, IncidentSpec, Prefix
 from repro.slowclone.config import SlowcloneConfig
-from repro.spec import Figure, HostNeeds, IncidentSpec, Prefix
 
 SPEC = IncidentSpec(
     name="slowclone", marker="slowclone", postmortem="000, issue #1",

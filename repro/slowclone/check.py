@@ -25,7 +25,7 @@ processes behind; when a cancel left the
 step or any git child alive after the grace time. Pass otherwise: under loss
 the step finished at COMMIT, or gave up by itself (non-zero exit) in budget.
 
-Composed (repro.rules) of, in the order of their reasons: the loss rule, the baseline, the
+Composed (repro.harness.rules) of, in the order of their reasons: the loss rule, the baseline, the
 step under loss, each run's cancel, and the capture's figures.
 """
 
@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from repro.checks import Verdict
-from repro.faults.loss import judge_loss
-from repro.history import Event, of_kind
-from repro.rules import (
+from repro.harness.checks import Verdict
+from repro.harness.faults.loss import judge_loss
+from repro.harness.history import Event, of_kind
+from repro.harness.rules import (
     Findings,
     compose,
     fail,

@@ -10,14 +10,14 @@ tip, WORKDIR, and BUDGET_S. Steps:
 1. baseline: each configuration's step once without any fault; it must
    check out COMMIT;
 2. inject `loss` (bursts of `burst` packets) both ways between the server and
-   every build host, measured by calibration (repro.faults.loss); start
+   every build host, measured by calibration (repro.harness.faults.loss); start
    tcpdump on every build host;
 3. start each step twice: the *budget* run is watched until it ends or
    until twice `budget_s` (then it is hung, and cancelled); the *cancel* run
    gets SIGTERM on its process group at `cancel_after_s`; the agent on the
    host times how long until the step and every git child are gone;
 4. stop the captures, heal (the counters' final reading is recorded),
-   analyse each capture (repro.capture.analysis), judge each history.
+   analyse each capture (repro.harness.capture.analysis), judge each history.
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro.capture import Capture, analyse
-from repro.checkout import CheckoutStep, StepEnv, remove_agent
-from repro.checks import Outcome, run_checker
-from repro.envelope import Envelope, envelope
-from repro.faults.loss import LossModel, PacketLoss, measured_loss
-from repro.gitserver import GitServer, RepoSpec
-from repro.history import History
-from repro.hosts import open_hosts
-from repro.hosts.base import Host
-from repro.report.results import IncidentResult
-from repro.run import Run
+from repro.harness.capture import Capture, analyse
+from repro.harness.checks import Outcome, run_checker
+from repro.harness.envelope import Envelope, envelope
+from repro.harness.faults.loss import LossModel, PacketLoss, measured_loss
+from repro.harness.history import History
+from repro.harness.hosts import open_hosts
+from repro.harness.hosts.base import Host
+from repro.harness.report.results import IncidentResult
+from repro.harness.run import Run
+from repro.harness.services.gitserver import GitServer, RepoSpec
+from repro.harness.workloads.checkout import CheckoutStep, StepEnv, remove_agent
 from repro.slowclone import check
 from repro.slowclone.config import SlowcloneConfig
 

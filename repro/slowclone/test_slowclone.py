@@ -10,7 +10,7 @@
   tcpdump) is up to the random loss, so it is a figure in the report, not an
   assertion: one run in two on Docker saw a chain of 2, not 3.
 
-Both directions of one provider run side by side (repro.directions.side_by_side:
+Both directions of one provider run side by side (repro.harness.directions.side_by_side:
 one git server, one build host each, one loss fault): the pre-fix one sets the
 pace at twice the budget; an inconclusive direction is run again on its own.
 Under --repro-direction only the selected one runs. The QEMU tests force their
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from repro.directions import side_by_side
-from repro.report.results import IncidentResult
+from repro.harness.directions import side_by_side
+from repro.harness.report.results import IncidentResult
 from repro.slowclone import scenario
 
 QEMU_REPO_MB = 4.0  # TCG guests generate and serve slowly; under loss 4 MB never finishes either

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # QEMU guest image (issue 3): Debian cloud kernel + initramfs + debootstrapped root,
 # cached in $CACHE/qemu/<recipe hash>/; a second run finds it and repeats nothing.
-# The recipe and the builder live in repro/hosts/qemu_image.py and qemu_guest.py.
+# The recipe and the builder live in repro/harness/hosts/qemu/image.py and qemu_guest.py.
 set -euo pipefail
 cd "$ROOT"
-want=$(.venv/bin/python -m repro.hosts.qemu_image hash)
+want=$(.venv/bin/python -m repro.harness.hosts.qemu.image hash)
 if [ -f "$CACHE/stamps/qemu-image" ] && [ "$(cat "$CACHE/stamps/qemu-image")" = "$want" ] \
     && [ -f "$CACHE/qemu/$want/manifest.json" ]; then
     exit 0
 fi
 printf '[setup] building the QEMU guest image %s (debootstrap + kernel, about a minute; log: .cache/logs/qemu-image.log)\n' "$want" >&2
-timeout 2400 .venv/bin/python -m repro.hosts.qemu_image build
+timeout 2400 .venv/bin/python -m repro.harness.hosts.qemu.image build
 printf '%s' "$want" > "$CACHE/stamps/qemu-image"

@@ -1,0 +1,404 @@
+"""The pytest plugin: options, markers, fixtures, signal handling, report.
+
+Options: --repro-config FILE (TOML, the configuration under test; checked at
+start-up, a bad file is a one-line usage error), --repro-profile ci|full,
+--repro-provider NAME (overrides every incident's provider), --repro-reports DIR
+(default: reports/ in the working directory, wherever the package is installed),
+--repro-direction both|under-test|prefix (default both; the gate runs
+under-test): which direction of each incident runs. It is applied where a test
+asks for its configuration, not by test names: `Settings.for_incident` is the
+configuration under test and `Settings.with_fixture` a shipped fixture in its
+place (the pre-fix one), and each skips its test, saying so, when its direction
+is not selected (`Settings.selected` lets a test that runs both at once choose).
+
+Fixtures:
+  repro_settings  the parsed configuration; `.for_incident(name)` gives the
+                  incident's config object, `.with_fixture(name, key, fixture)`
+                  the same with a shipped fixture swapped in
+  repro_run       the session's Run (created on first use: a run of only unit
+                  tests writes no report); starting it reaps dead runs' leftovers
+  repro_results   `.record(IncidentResult)` for the report; `.judged(run_once)`
+                  runs again an attempt that was inconclusive
+
+Every test in an incident's folder (repro/<incident>/, or the folder of a team's
+incident registered under `repro.incidents`) is a *reproduction* (its incident
+named by its marker, else by its folder; a checker's unit tests live in the
+folder's tests/ and are not): the report has a row for each, whether it
+recorded a result or not (repro.harness.report.record: a crash, an assertion that
+failed after the verdict, a skip with its reason), and its status agrees with
+pytest's exit status. SIGTERM and SIGHUP become KeyboardInterrupt so that every
+`finally` (heal, host removal) runs; faults still injected are healed once more
+at exit. At the end the run's reports/<run id>/ gets summary.md, results.json,
+junit.xml, index.html (with figures/), reports/latest points at it, and the
+terminal shows the table. A run whose reproductions were all skipped before they
+needed hosts still gets its report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import signal
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from repro.harness import cleanup, incidents
+from repro.harness import config as cfgfile
+from repro.harness.checks import Outcome
+from repro.harness.errors import ConfigError, PrerequisiteError
+from repro.harness.faults.base import ACTIVE
+from repro.harness.report import html, record, summary
+from repro.harness.report.record import RunReport, TestRecord
+from repro.harness.report.results import IncidentResult
+from repro.harness.run import Run, point_latest, start_run
+from repro.harness.spec import HOST_BACKENDS
+
+UNDER_TEST, PREFIX, BOTH = "under-test", "prefix", "both"
+DIRECTIONS = (BOTH, UNDER_TEST, PREFIX)
+
+
+@dataclass
+class Settings:
+    file: cfgfile.ConfigFile
+    profile: str
+    provider: str | None
+    user_config: bool
+    direction: str = BOTH  # --repro-direction
+
+    def selected(self, direction: str) -> bool:
+        """Whether `direction` (under-test or prefix) runs in this session."""
+        return self.direction in (BOTH, direction)
+
+    def select(self, direction: str) -> None:
+        """Skip the calling test unless `direction` runs in this session."""
+        if not self.selected(direction):
+            pytest.skip(f"not selected: --repro-direction {self.direction}")
+
+    def for_incident(self, name: str) -> Any:
+        """The incident's configuration under test (skips when only pre-fix runs)."""
+        self.select(UNDER_TEST)
+        return self.configured(name)
+
+    def with_fixture(self, name: str, key: str, fixture: str) -> Any:
+        """The incident's config with one path key pointing at a shipped fixture (the
+        pre-fix one, or another shipped in place of the configuration under test): skips
+        when only the configuration under test runs."""
+        self.select(PREFIX)
+        root = cfgfile.fixtures_root(incidents.INCIDENTS[name].schema)
+        return dataclasses.replace(self.configured(name), **{key: root / fixture})
+
+    def prefix(self, name: str) -> Any:
+        """The incident's shipped pre-fix configuration (its spec's `prefix`): skips when
+        only the configuration under test runs."""
+        spec = incidents.INCIDENTS[name]
+        return self.with_fixture(name, spec.prefix.key, spec.prefix.fixture)
+
+    def configured(self, name: str) -> Any:
+        """The configuration under test as configured, whatever the direction (for a test
+        that looks at it before it chooses what to run)."""
+        obj = incidents.config_for(name, self.file, self.profile)
+        if self.provider and hasattr(obj, "provider"):
+            obj = dataclasses.replace(obj, provider=self.provider)
+        return obj
+
+
+@dataclass
+class Session:
+    settings: Settings
+    reports_root: Path
+    run: Run | None = None
+    results: list[IncidentResult] = field(default_factory=list)
+    tests: dict[str, TestRecord] = field(default_factory=dict)  # node id -> reproduction
+    other_failures: list[str] = field(default_factory=list)     # failed tests outside repro/
+    current: str = ""  # node id of the test running now: its results name it
+    exit_status: int | None = None
+    finished: bool = False
+
+    def __repr__(self) -> str:  # short: pytest prints it in every failing test's traceback
+        return (f"Session(run={self.run.run_id if self.run else None}, "
+                f"{len(self.results)} results, {len(self.tests)} reproductions)")
+
+    def ensure_run(self) -> Run:
+        if self.run is None:
+            cleanup.reap(all_runs=False)
+            self.run = start_run(self.reports_root)
+        return self.run
+
+    def judged(self, run_once: Callable[[str], IncidentResult], retries: int = 1
+               ) -> IncidentResult:
+        """Run a reproduction; an inconclusive attempt (nothing failed, but the fault or the
+        observation did not take effect, e.g. this VM lost its CPU to the hypervisor for
+        seconds)
+        is recorded as superseded and run again, up to `retries` times. A last
+        inconclusive attempt stands: it never passes. `run_once(suffix)` gets "" and
+        then " (attempt N)" to append to its label, so attempts keep their own files."""
+        result = run_once("")
+        for attempt in range(2, retries + 2):
+            if result.verdict.outcome is not Outcome.INCONCLUSIVE:
+                break
+            result.superseded = True
+            self.record(result)
+            result = run_once(f" (attempt {attempt})")
+        self.record(result)
+        return result
+
+    def record(self, result: IncidentResult) -> None:
+        result.test = result.test or self.current
+        self.results.append(result)
+        if self.run:
+            self._write()
+
+    def report(self) -> RunReport:
+        return RunReport(self.run.run_id if self.run else "", self.results,
+                         list(self.tests.values()), self.other_failures, self.exit_status,
+                         self.finished)
+
+    def _write(self) -> None:
+        assert self.run
+        out = self.run.reports
+        rep = self.report()
+        record.write_report_json(rep, out / "results.json")
+        summary.write_markdown(rep, out / "summary.md")
+        summary.write_junit(rep, out / "junit.xml")
+        point_latest(self.reports_root, self.run)
+
+
+SESSION_KEY = pytest.StashKey[Session]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("repro", "repro: postmortem reproductions")
+    group.addoption("--repro-config", metavar="FILE", default=None,
+                    help="TOML configuration under test (default: fixtures/default.toml)")
+    group.addoption("--repro-profile", choices=cfgfile.PROFILES, default="ci",
+                    help="ci (default, sized for CI) or full (the postmortem's scale)")
+    group.addoption("--repro-provider", default=None,
+                    help="host backend for every incident: docker, qemu, ...")
+    group.addoption("--repro-reports", metavar="DIR", default=None,
+                    help="where <run id>/ is written (default: reports/ in the working "
+                         "directory)")
+    group.addoption("--repro-direction", choices=DIRECTIONS, default=BOTH,
+                    help="both (default), under-test (only the configurations under test: "
+                         "what the gate runs) or prefix (only the shipped fixtures)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for inc in incidents.INCIDENTS.values():
+        config.addinivalue_line("markers", f"{inc.marker}: the {inc.name} incident")
+    for backend in HOST_BACKENDS:
+        config.addinivalue_line("markers", f"{backend}: needs the {backend} backend")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")  # (installed)
+    path = config.getoption("--repro-config")
+    profile = config.getoption("--repro-profile")
+    try:
+        if path:
+            file = cfgfile.read_file(Path(path))
+            incidents.validate_file(file, profile)
+        else:
+            file = cfgfile.read_file(cfgfile.FIXTURES / "default.toml")
+        from repro.harness.hosts import ssh as ssh_hosts  # [hosts]: the machines of provider ssh
+        ssh_hosts.configure(file.tables.get("hosts"), file.base, file.label)
+        settings = Settings(file, profile, config.getoption("--repro-provider"), bool(path),
+                            config.getoption("--repro-direction"))
+        if settings.provider:
+            from repro.harness.hosts.base import get_provider
+            get_provider(settings.provider, key="--repro-provider")
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = Session(settings, reports_root(config.getoption("--repro-reports")))
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+
+
+def reports_root(option: str | None) -> Path:
+    """Where runs are written: --repro-reports, else reports/ in the working directory (not
+    the package's folder: an installed package's is site-packages)."""
+    return Path(option) if option else Path.cwd() / "reports"
+
+
+def collect_paths(names: Iterable[str] = ()) -> list[str]:
+    """The folders pytest collects the reproductions of `names` (default: every registered
+    incident) from: each incident's own package folder, wherever it is installed (this
+    checkout, site-packages, a team's project)."""
+    specs = [incidents.INCIDENTS[n] for n in names] or list(incidents.INCIDENTS.values())
+    return list(dict.fromkeys(str(s.folder) for s in specs if s.folder is not None))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def repro_settings(request: pytest.FixtureRequest) -> Settings:
+    return request.config.stash[SESSION_KEY].settings
+
+
+@pytest.fixture(scope="session")
+def repro_session(request: pytest.FixtureRequest) -> Session:
+    return request.config.stash[SESSION_KEY]
+
+
+@pytest.fixture(scope="session")
+def repro_run(repro_session: Session) -> Iterator[Run]:
+    try:
+        run = repro_session.ensure_run()
+    except PrerequisiteError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield run
+
+
+@pytest.fixture(scope="session")
+def repro_results(repro_session: Session, repro_run: Run) -> Session:
+    return repro_session
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
+    """A missing prerequisite is one clear line, not a traceback."""
+    try:
+        return (yield)
+    except PrerequisiteError as exc:
+        pytest.fail(f"missing prerequisite: {exc}", pytrace=False)
+
+
+# ---- every reproduction in the report ------------------------------------------------------
+STARTED = "started"  # set-up done, no call reported yet
+
+
+@functools.cache
+def _folders() -> dict[Path, str]:
+    """incident folder -> incident name, of every registered incident (found once)."""
+    return {s.folder.resolve(): s.name for s in incidents.INCIDENTS.values()
+            if s.folder is not None}
+
+
+def incident_of(item: pytest.Item) -> str | None:
+    """The incident a test reproduces: None unless it lives in a registered incident's
+    folder (or in a folder repro/<name>/); the incident whose marker it carries, else the
+    folder's."""
+    folder = Path(str(item.path)).parent
+    own = _folders().get(folder.resolve())
+    if own is None and folder.parent.name != "repro":
+        return None
+    markers = {m.name for m in item.iter_markers()}
+    named = [i.name for i in incidents.INCIDENTS.values() if i.marker in markers]
+    return named[0] if named else own or folder.name
+
+
+def _why(report: pytest.TestReport) -> str:
+    """pytest's failure, error or skip reason, as one line."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (file, line, "Skipped: reason")
+        text = str(longrepr[2])
+    else:
+        crash = getattr(longrepr, "reprcrash", None)
+        text = str(crash.message) if crash is not None else str(longrepr or "")
+    return record.one_line(text.removeprefix("Skipped: "))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash.get(SESSION_KEY, None)
+    if state is None:
+        return
+    for item in session.items:
+        incident = incident_of(item)
+        if incident:
+            state.tests[item.nodeid] = TestRecord(item.nodeid, incident)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
+                            ) -> Generator[None, object, object]:
+    state = item.config.stash.get(SESSION_KEY, None)
+    if state is not None:
+        state.current = item.nodeid
+    try:
+        return (yield)
+    finally:
+        if state is not None:
+            state.current = ""
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees the report as it ends
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    state = item.config.stash.get(SESSION_KEY, None)
+    if state is not None:
+        _note(state, report)
+    return report
+
+
+def _note(state: Session, report: pytest.TestReport) -> None:
+    """Update the reproduction's record from one phase's report (others: count failures)."""
+    rec = state.tests.get(report.nodeid)
+    if rec is None:
+        if report.failed and report.nodeid not in state.other_failures:
+            state.other_failures.append(report.nodeid)
+        return
+    rec.duration_s = round(rec.duration_s + report.duration, 2)
+    if report.skipped:
+        rec.outcome, rec.message = record.SKIPPED, _why(report)
+    elif report.failed and report.when == "call":
+        rec.outcome, rec.message = record.FAILED, _why(report)
+    elif report.failed and not rec.failed:  # set-up or tear-down raised
+        rec.outcome = record.ERROR
+        rec.message = ("teardown: " if report.when == "teardown" else "") + _why(report)
+    elif report.passed and report.when == "setup":
+        rec.outcome = STARTED
+    elif report.passed and report.when == "call":
+        rec.outcome = record.PASSED
+    if state.run and report.when != "setup":
+        state._write()
+
+
+def _settle(state: Session, exitstatus: int) -> None:
+    """The session's end: its exit status, and what became of tests it never finished."""
+    state.exit_status, state.finished = int(exitstatus), True
+    for rec in state.tests.values():
+        if rec.outcome == STARTED:
+            rec.outcome = record.ERROR
+            rec.message = f"interrupted while running (pytest exit status {int(exitstatus)})"
+        elif rec.outcome == record.NOT_REACHED:
+            rec.message = rec.message or "not reached: the session stopped before it"
+    if state.run is None and any(r.outcome != record.NOT_REACHED for r in state.tests.values()):
+        try:  # every reproduction was skipped before it needed hosts: report that too
+            state.run = start_run(state.reports_root)
+        except Exception as exc:
+            print(f"repro: report not written: {type(exc).__name__}: {exc}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(SESSION_KEY, None)
+    ACTIVE.heal_all()
+    if state is None:
+        return
+    _settle(state, exitstatus)
+    if state.run is None:
+        return
+    state._write()
+    try:
+        html.write_html(state.report(), state.run.reports)
+    except Exception as exc:  # the other reports are written; say what is missing
+        print(f"repro: index.html not written: {type(exc).__name__}: {exc}")
+    state.run.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
+                            ) -> None:
+    state = config.stash.get(SESSION_KEY, None)
+    if state is None or state.run is None or not (state.results or state.tests):
+        return
+    rep = state.report()
+    terminalreporter.section("repro results")
+    terminalreporter.write_line(summary.table(rep, fmt="simple"))
+    status = rep.status()
+    terminalreporter.write_line(status.headline, red=status.state == "bad",
+                                green=status.state == "good")
+    terminalreporter.write_line(f"report: {state.run.reports / 'summary.md'}")
+    terminalreporter.write_line(f"page:   {state.run.reports / 'index.html'}")

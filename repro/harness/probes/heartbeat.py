@@ -1,0 +1,138 @@
+"""Heartbeat: is the host reachable, and is it still the same boot?
+
+Model: two threads on the runner (outside the host, outside the flood's
+connections), each with its own cadence of `interval_s`, so that a slow leg
+never delays the other:
+
+  tcp leg  connect to port 22 (timeout 2 intervals, at least 0.5 s). The kernel
+           completes the handshake even when sshd is busy: this is the fast,
+           false-alarm-free check that the host is on the network.
+  ssh leg  one round trip on a long-lived ssh session reading the boot id
+           (timeout 4 intervals, at least 1.5 s: a loaded sshd is slow, not
+           gone). A changed boot id is a reboot, even if the host answers
+           again: the blind spot of the first postmortem.
+
+Each round appends one `probe` event with `leg` ("tcp" or "ssh"), `ok`, and
+for the ssh leg `ssh_ok`, `rtt_s`, `boot_id` (the tcp leg: `tcp_ok`). Every
+check has a timeout, so a dead network shows as failed samples, never as a
+hung observer. The threads run at a raised priority (nice -10 where allowed):
+the observer must not be starved by the load it watches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from repro.harness.history import Event, History
+from repro.harness.hosts.sshlogin import connect_kwargs
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+@dataclass
+class Heartbeat:
+    history: History
+    host_name: str
+    address: str
+    key_path: Path
+    interval_s: float = 0.25
+    tcp_timeout_s: float = 0.0  # 0: derived from the interval
+    ssh_timeout_s: float = 0.0
+    port: int = 22
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _threads: list[threading.Thread] = field(default_factory=list, init=False)
+    _client: paramiko.SSHClient | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.tcp_timeout_s = self.tcp_timeout_s or max(0.5, 2 * self.interval_s)
+        self.ssh_timeout_s = self.ssh_timeout_s or max(1.5, 4 * self.interval_s)
+
+    def start(self) -> None:
+        for leg, round_ in (("tcp", self.tcp_round), ("ssh", self.ssh_round)):
+            t = threading.Thread(target=self._loop, args=(round_,), daemon=True,
+                                 name=f"heartbeat-{leg}-{self.host_name}")
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=self.ssh_timeout_s * 3 + 5)
+        self._close()
+
+    def __enter__(self) -> Heartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _loop(self, round_: Callable[[], None]) -> None:
+        with contextlib.suppress(OSError):  # nice is per thread on Linux; needs root
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+        next_round = time.monotonic()
+        while not self._stop.is_set():
+            round_()
+            next_round += self.interval_s
+            delay = next_round - time.monotonic()
+            if delay < 0:
+                next_round = time.monotonic()  # a slow round: the next one starts now
+            elif self._stop.wait(delay):
+                break
+
+    def tcp_round(self) -> None:
+        try:
+            with socket.create_connection((self.address, self.port), timeout=self.tcp_timeout_s):
+                ok = True
+        except OSError:
+            ok = False
+        self.history.append("probe", self.host_name, leg="tcp", ok=ok, tcp_ok=ok)
+
+    def ssh_round(self) -> None:
+        started = time.monotonic()
+        try:
+            client = self._session()
+            _, stdout, _ = client.exec_command(f"cat {BOOT_ID}", timeout=self.ssh_timeout_s)
+            boot = stdout.read().decode().strip()
+            if stdout.channel.recv_exit_status() != 0 or not boot:
+                raise paramiko.SSHException("no boot id")
+        except (OSError, paramiko.SSHException, EOFError):
+            transport = self._client.get_transport() if self._client else None
+            if transport is None or not transport.is_active():
+                self._close()  # the next round logs in afresh
+            self.history.append("probe", self.host_name, leg="ssh", ok=False, ssh_ok=False,
+                                rtt_s=None, boot_id=None)
+            return
+        self.history.append("probe", self.host_name, leg="ssh", ok=True, ssh_ok=True,
+                            rtt_s=round(time.monotonic() - started, 4), boot_id=boot)
+
+    def _session(self) -> paramiko.SSHClient:
+        if self._client is None:
+            client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            t = self.ssh_timeout_s
+            kwargs = connect_kwargs(self.key_path) | {"timeout": t, "banner_timeout": t,
+                                                      "auth_timeout": t}
+            client.connect(self.address, port=self.port, username="root",
+                           **kwargs)  # type: ignore[arg-type]
+            self._client = client
+        return self._client
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def leg(samples: list[Event], name: str) -> list[Event]:
+    """The samples of one leg ("tcp" or "ssh")."""
+    return [e for e in samples if e.get("leg") == name]

@@ -1,0 +1,1 @@
+"""Workloads run on the hosts under test: the checkout step (and the agent that runs it)."""
