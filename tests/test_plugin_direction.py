@@ -9,6 +9,7 @@ scenario is replaced by a stub: no host starts.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +90,17 @@ def fake_side_by_side(calls: list[list[tuple[str, str]]]) -> Any:
     return run
 
 
+def stub_slowclone(monkeypatch: pytest.MonkeyPatch, calls: list[list[tuple[str, str]]]) -> None:
+    """The scenario stubbed, and the incident's test module imported afresh: it binds the
+    scenario when it is imported (a session that collected repro/ has it already)."""
+    monkeypatch.setattr(slowclone, "run_side_by_side", fake_side_by_side(calls))
+    monkeypatch.delitem(sys.modules, "repro.slowclone.test_slowclone", raising=False)
+
+
 def test_slowclone_on_a_docker_gate_runs_only_the_configuration_under_test_on_the_image(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[tuple[str, str]]] = []
-    monkeypatch.setattr(slowclone, "run_side_by_side", fake_side_by_side(calls))
+    stub_slowclone(monkeypatch, calls)
     got = outcomes(pytester, str(ROOT / "repro" / "slowclone" / "test_slowclone.py"),
                    "--repro-direction", "under-test", "--repro-provider", "docker:cand")
     assert calls == [[("under test", "docker:cand")]]  # no QEMU guest, no pre-fix run
@@ -110,7 +118,7 @@ def test_slowclone_on_a_docker_gate_runs_only_the_configuration_under_test_on_th
 def test_slowclone_without_a_provider_runs_both_directions_on_both_backends(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[tuple[str, str]]] = []
-    monkeypatch.setattr(slowclone, "run_side_by_side", fake_side_by_side(calls))
+    stub_slowclone(monkeypatch, calls)
     got = outcomes(pytester, str(ROOT / "repro" / "slowclone" / "test_slowclone.py"))
     assert calls == [[("under test", "docker"), ("prefix fixture", "docker")],
                      [("under test on qemu", "qemu"), ("prefix fixture on qemu", "qemu")]]
