@@ -28,7 +28,7 @@ stamp_set() { printf '%s' "$2" > "$CACHE/stamps/$1"; }
 # ---- packages ----------------------------------------------------------------
 PACKAGES=(docker.io debootstrap nftables iproute2 ethtool tcpdump iputils-ping
           openssh-client qemu-system-x86 qemu-utils postgresql python3-venv
-          chromium)
+          chromium etcd-server etcd-client prometheus faketime openjdk-17-jdk-headless)
 step_packages() {
     local want; want=$(printf '%s\n' "${PACKAGES[@]}" | hash_of)
     local missing=()
@@ -82,7 +82,9 @@ step_venv() {
 
 # ---- base host image -------------------------------------------------------------------
 # Everything that decides the image's contents is in this recipe; its hash is the tag.
-IMAGE_PACKAGES="openssh-server,openssh-client,iproute2,nftables,iputils-ping,procps,git,ethtool,tcpdump,netcat-openbsd,ca-certificates,python3-minimal,e2fsprogs,lvm2,psmisc"
+# etcd (leader_deadman's store and the agents' etcdctl), faketime (sunday_scheduler's clock),
+# a JRE (container_awareness's service, compiled on the runner with javac)
+IMAGE_PACKAGES="openssh-server,openssh-client,iproute2,nftables,iputils-ping,procps,git,ethtool,tcpdump,netcat-openbsd,ca-certificates,python3-minimal,e2fsprogs,lvm2,psmisc,etcd-server,etcd-client,faketime,openjdk-17-jre-headless"
 debian_mirror() {
     # The machine's own apt configuration says where Debian's packages are reachable.
     local url

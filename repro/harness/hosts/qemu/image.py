@@ -45,7 +45,8 @@ KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
 PACKAGES = ("openssh-server", "openssh-client", "iproute2", "nftables", "iputils-ping",
             "procps", "git", "ethtool", "tcpdump", "netcat-openbsd", "ca-certificates",
-            "python3-minimal", "e2fsprogs", "lvm2", "psmisc", "kmod", "util-linux")
+            "python3-minimal", "e2fsprogs", "lvm2", "psmisc", "kmod", "util-linux",
+            "prometheus-node-exporter")  # reboot_blindspot scrapes it
 BUILDER_VERSION = "4"
 ROOTFS_HEADROOM_MB = 768
 
