@@ -29,6 +29,10 @@ def leftovers(run_short: str | None = None) -> list[str]:
                                              _out(["nft", "list", "tables"]), re.M)]
     found += [f"scratch {p}" for p in Path("/tmp").glob("repro-*")
               if re.fullmatch(rf"repro-{tag}", p.name)]
+    found += [f"freezer cgroup {p.name}" for p in Path("/sys/fs/cgroup/freezer").glob("repro-*")
+              if re.match(rf"repro-{tag}-", p.name)]
+    found += [f"process {line}" for line in _out(
+        ["pgrep", "-af", f"(etcd|prometheus|postgres|java|faketime).*repro-{tag}"]).splitlines()]
     found += [f"qemu {line}" for line in _out(["pgrep", "-af", f"qemu-system.*repro-{tag}"])
               .splitlines()]
     return found

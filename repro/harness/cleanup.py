@@ -25,6 +25,8 @@ from repro.harness.procs import pid_alive, start_ticks
 from repro.harness.run import SCRATCH_ROOT
 
 REAPERS = [
+    # first: a frozen task takes no signal (not even SIGKILL) until thawed
+    "repro.harness.faults.pause",
     "repro.harness.hosts.docker",
     "repro.harness.hosts.qemu",
     "repro.harness.hosts.ssh",  # existing machines: restores what dead runs left on them (ledger)

@@ -55,6 +55,15 @@ def wait_for(condition: Callable[[], T | None], *, timeout: float, interval: flo
         time.sleep(interval)  # polling cadence of a bounded wait
 
 
+def eventually(condition: Callable[[], object], *, timeout: float) -> bool:
+    """Whether `condition` became truthy within `timeout` s (wait_for without the raise)."""
+    try:
+        wait_for(condition, timeout=timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
