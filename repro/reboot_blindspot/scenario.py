@@ -1,0 +1,148 @@
+"""The reboot_blindspot run: a monitored guest panics and reboots fast; does the alert page?
+
+One QEMU guest per direction (its own Debian kernel, `panic=1`: it reboots a second
+after a panic, as the postmortem's servers did) and, on the runner, a Prometheus loading
+the rule file under test and scraping the guest's node exporter as job `node` over the
+run's guest network every `scrape_interval_s`. Observers on the runner for the whole run:
+the kernel-log watcher on the serial console, the boot-id heartbeat, and the alert watcher
+polling Prometheus's API (repro.harness.probes.alerts). Steps:
+
+1. boot the guest; install the node exporter as a boot service and start the server
+   process once (repro.reboot_blindspot.guest);
+2. start Prometheus on the rules; wait until it has scraped the node and the server
+   heartbeat: the quiet control window begins, and lasts `quiet_s`;
+3. panic the kernel (sysrq_crash: a real panic; the kernel reboots itself);
+4. observe until the alert fired and the heartbeat saw the new boot id, or until
+   `max_alert_s` (and a few evaluations) after the panic; the guest comes back by
+   itself, the server process does not.
+The verdict is check.check(history).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from repro.harness import procs
+from repro.harness.checks import Outcome, Verdict, reboots, run_checker
+from repro.harness.envelope import envelope
+from repro.harness.faults.base import injected
+from repro.harness.faults.sysrq_crash import SysrqCrash
+from repro.harness.history import History, of_kind
+from repro.harness.hosts.qemu import QemuHost, QemuProvider
+from repro.harness.probes.alerts import AlertWatcher, Query
+from repro.harness.probes.heartbeat import Heartbeat
+from repro.harness.probes.kernel_log import KernelLogWatcher
+from repro.harness.report.results import IncidentResult
+from repro.harness.run import Run
+from repro.harness.services.prometheus import Job, prometheus_server
+from repro.reboot_blindspot import check, guest
+from repro.reboot_blindspot.check import TRIGGER
+from repro.reboot_blindspot.config import RebootBlindspotConfig
+
+INCIDENT = "reboot_blindspot"
+WATCH_INTERVAL_S = 0.5
+HEALTHY_TIMEOUT_S = 60.0
+# the heartbeat's ssh leg logs in afresh after the reboot: a TCG guest finishing its boot
+# took 2.0 s for that login (the default 2 s timeout at a 0.5 s interval missed it for 13 s)
+SSH_TIMEOUT_S = 5.0
+QUERIES = (
+    Query("up", 'up{job="node"}', panel="heartbeat", unit="0/1"),
+    Query("boot_time", 'node_boot_time_seconds{job="node"}'),
+    Query("hb_age", f'time() - {guest.HEARTBEAT_METRIC}{{job="node"}}', panel="heartbeat",
+          unit="s"),
+)
+
+
+def role_for(label: str) -> str:
+    return "rb-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:16]
+
+
+def run(run_ctx: Run, cfg: RebootBlindspotConfig, label: str, expect: Outcome = Outcome.PASS
+        ) -> IncidentResult:
+    role = role_for(label)
+    params = check.Params(host=run_ctx.name(role), alert=cfg.alert, max_alert_s=cfg.max_alert_s,
+                          quiet_s=cfg.quiet_s, evaluation_interval_s=cfg.evaluation_interval_s,
+                          scrape_interval_s=cfg.scrape_interval_s)
+    with envelope(run_ctx, INCIDENT, label, cfg.rules, "qemu", expect) as env, \
+            QemuProvider().hosts(run_ctx, [role]) as hosts:
+        host = hosts[role]
+        assert isinstance(host, QemuHost)
+        env.target = host.name
+        if host.console():
+            env.artefacts["console"] = Path(str(host.console()))
+        env.history.append("host", host.name, event="ready", url=host.url(),
+                           accel=host.accel.name, kernel=host.vm.image.kernel_version,
+                           boot_s=round(host.boot_s, 2), boot_attempts=host.attempts)
+        log = env.outdir / "prometheus.log"
+        env.artefacts["prometheus_log"] = log
+        with KernelLogWatcher(env.history, host), \
+                Heartbeat(env.history, host.name, host.address, run_ctx.key.private_path,
+                          interval_s=cfg.heartbeat_interval_s, ssh_timeout_s=SSH_TIMEOUT_S):
+            verdict = _monitored(run_ctx, cfg, host, env.history, params, log)
+        _reboot_marks(env.history, host.name)
+        return env.result(verdict)
+
+
+def _monitored(run_ctx: Run, cfg: RebootBlindspotConfig, host: QemuHost, history: History,
+               params: check.Params, log: Path) -> Verdict:
+    pid = guest.provision(host, host.address)
+    history.append("op", host.name, name="provision", ok=True, exporter_port=guest.PORT,
+                   server_pid=pid)
+    job = Job("node", (f"{host.address}:{guest.PORT}",), (("host", host.name),))
+    with prometheus_server(run_ctx.scratch, host.vm.role, [job], cfg.rules,
+                           scrape_interval_s=cfg.scrape_interval_s,
+                           evaluation_interval_s=cfg.evaluation_interval_s,
+                           keep_log=log) as prom, \
+            AlertWatcher(history, prom, host.name, QUERIES, WATCH_INTERVAL_S):
+        history.append("op", host.name, name="prometheus", ok=True, url=prom.url)
+        if not procs.eventually(lambda: _healthy(history, host.name), timeout=HEALTHY_TIMEOUT_S):
+            return Verdict(Outcome.INCONCLUSIVE, (
+                f"Prometheus never scraped the node exporter and the server heartbeat of "
+                f"{host.name} within {HEALTHY_TIMEOUT_S:.0f} s",), {})
+        time.sleep(cfg.quiet_s)  # the quiet control window: an observation window, not a sync
+        crash = SysrqCrash(host)
+        # the trigger's own ssh command loads a TCG guest for a second or two before the
+        # kernel dies (a scrape can time out then): the control window ends here
+        history.append("op", host.name, name=TRIGGER)
+        with injected(crash, history) as applied:
+            if applied.effective:
+                end = crash.fired_at + cfg.max_alert_s + params.settle_s
+                procs.eventually(lambda: time.monotonic() > end or _paged_and_back(
+                    history, host.name, cfg.alert, crash.fired_at), timeout=end + 5 -
+                    time.monotonic())
+                time.sleep(2 * WATCH_INTERVAL_S)  # a last look at the alert: observation
+    return run_checker(check.check, history.events(), params)
+
+
+def _healthy(history: History, host: str) -> bool:
+    return any(e.get("up") == 1 and e.get("hb_age") is not None
+               for e in of_kind(history.events(), "monitor") if e.host == host)
+
+
+def _paged_and_back(history: History, host: str, alert: str, fired_mono: float) -> bool:
+    since = history.now() - (time.monotonic() - fired_mono)
+    events = [e for e in history.events() if e.host == host and e.t > since]
+    paged = any(e.kind == "alert" and e.get("alert") == alert and e.get("state") == "firing"
+                for e in events)
+    return paged and bool(reboots(of_kind(history.events(), "probe")))
+
+
+def _reboot_marks(history: History, host: str) -> None:
+    """The reboot's milestones as marks of the `reboot` panel (drawing only: the checker
+    reads the events they come from)."""
+    events = [e for e in history.events() if e.host == host]
+    marks = [(e.t, "panic (console)") for e in of_kind(events, "kernel")
+             if e.get("pattern") == "panic"][:1]
+    marks += [(e.t, "boot banner (console)") for e in of_kind(events, "host")
+              if e.get("event") == "boot"]
+    marks += [(r.t, "new boot id (heartbeat)") for r in reboots(of_kind(events, "probe"))]
+    last = None
+    for e in of_kind(events, "monitor"):
+        if e.get("boot_time") is not None:
+            if last is not None and e.get("boot_time") != last:
+                marks.append((e.t, "boot time changed (Prometheus)"))
+            last = e.get("boot_time")
+    for t, name in sorted(marks):
+        history.append("mark", host, t=t, panel="reboot", name=name)

@@ -1,0 +1,1 @@
+"""Unit tests of reboot_blindspot's checker (no hosts: hand-written histories)."""

@@ -1,0 +1,207 @@
+"""The reboot_blindspot oracle on hand-written histories: every branch of the verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from repro.harness.checks import Outcome
+from repro.harness.history import Event
+
+from ..check import FAULT, TRIGGER, Params, check
+
+H = "repro-ab12-rb-under-test"
+P = Params(host=H, alert="ServerDown", max_alert_s=40.0, quiet_s=10.0)
+TRIGGER_T, PANIC_T = 20.0, 21.0
+B1, B2 = 1796130000.0, 1796130040.0
+DOWN = {"alertname": "ServerDown", "reason": "host_down"}
+REBOOTED = {"alertname": "ServerDown", "reason": "rebooted"}
+
+
+def ev(t: float, kind: str, **fields: Any) -> Event:
+    return Event(t=round(t, 3), kind=kind, host=H, fields=fields)
+
+
+def alert(t: float, state: str, labels: dict[str, str] | None = None,
+          since: float | None = None, name: str = "ServerDown") -> Event:
+    return ev(t, "alert", alert=name, state=state, labels=labels or DOWN,
+              active_since=since if since is not None else (t if state != "inactive" else None))
+
+
+def history(*alerts: Event, down: float = 12.0, back: float = 15.0, end: float = 66.0,
+            console_boot: bool = True, new_boot_id: bool = True, panic: bool = True,
+            shortfall: str = "", healthy_from: float = 5.0, watcher_gap: tuple[float, float]
+            | None = None, frozen_eval: bool = False) -> list[Event]:
+    """A guest healthy from `healthy_from`, the crash trigger at TRIGGER_T and its panic at
+    PANIC_T; port 22 back `down` s and the exporter scraped on its new boot `back` s after the
+    panic; the watcher every 0.5 s until `end` (silent inside `watcher_gap`)."""
+    events = [ev(0.0, "host", event="ready"), ev(TRIGGER_T, "op", name=TRIGGER)]
+    t = 1.0
+    while t <= end:
+        gone = panic and PANIC_T - 0.5 <= t < PANIC_T + back
+        after = panic and t >= PANIC_T + back
+        if not (watcher_gap and watcher_gap[0] < t < watcher_gap[1]):
+            up = None if t < healthy_from else (0.0 if gone else 1.0)
+            events.append(ev(t, "monitor", ok=True, up=up,
+                             last_eval=20.0 if frozen_eval and t > 20 else round(t - 0.3, 2),
+                             boot_time=None if gone or up is None else (B2 if after else B1),
+                             hb_age=None if gone or up is None else
+                             (t - PANIC_T + 2 if after else 1.0)))
+        ok = not (panic and PANIC_T <= t < PANIC_T + down)
+        events.append(ev(t + 0.01, "probe", leg="tcp", ok=ok, tcp_ok=ok))
+        boot = "boot-b" if panic and new_boot_id and t >= PANIC_T + down else "boot-a"
+        events.append(ev(t + 0.02, "probe", leg="ssh", ok=ok, ssh_ok=ok,
+                         boot_id=boot if ok else None))
+        t += 0.5
+    if panic:
+        events += [ev(PANIC_T, "kernel", pattern="panic", line="Kernel panic - not syncing"),
+                   ev(PANIC_T + 0.05, "fault.start", fault=FAULT, params={"trigger": "c"},
+                      measured={}, shortfall=shortfall),
+                   ev(end, "fault.stop", fault=FAULT)]
+    if panic and console_boot:
+        events.append(ev(PANIC_T + 6.0, "host", event="boot", source="console"))
+    return sorted([*events, *alerts], key=lambda e: e.t)
+
+
+def fixed_history(*more: Event, **kw: Any) -> list[Event]:
+    """Pending while the node is down (`up == 0` for 1m), then the reboot rule fires as the
+    new boot is scraped (and `more` alert changes)."""
+    return history(alert(PANIC_T + 1.5, "pending"), alert(PANIC_T + 15.2, "inactive"),
+                   alert(PANIC_T + 15.2, "firing", REBOOTED), *more, **kw)
+
+
+def prefix_history(**kw: Any) -> list[Event]:
+    return history(alert(PANIC_T + 1.5, "pending"), alert(PANIC_T + 15.2, "inactive"), **kw)
+
+
+def test_an_alert_that_fires_soon_after_the_reboot_passes() -> None:
+    v = check(fixed_history(), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["alert_after_s"] == 15.2
+    assert v.figures["down_s"] == 12.0
+    assert v.figures["scraped_again_after_s"] == 15.0
+    assert v.figures["alert_labels"] == "reason=rebooted"
+    assert v.figures["quiet_window_s"] == 15.0
+
+
+def test_an_alert_that_never_fires_after_a_fast_reboot_is_the_incident() -> None:
+    v = check(prefix_history(), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons[0].startswith("ServerDown did not fire within max_alert_s (40 s)")
+    assert "never fired" in v.reasons[0] and "was down 12.0 s" in v.reasons[0]
+    assert "went pending +1.5 s from the panic and cleared 15.2 s after it" in v.reasons[0]
+    assert v.figures["alert_after_s"] is None
+
+
+def test_an_alert_that_fires_after_the_deadline_fails() -> None:
+    v = check(history(alert(PANIC_T + 43.0, "firing", REBOOTED)), P)
+    assert v.outcome is Outcome.FAIL
+    assert "it fired only 43.0 s after the panic" in v.reasons[0]
+
+
+def test_a_rule_that_always_fires_fails_in_the_quiet_window() -> None:
+    v = check(history(alert(2.0, "firing", REBOOTED, since=1.0)), P)
+    assert v.outcome is Outcome.FAIL
+    assert "fired during the quiet control window" in v.reasons[0]
+
+
+def test_a_firing_entered_during_the_quiet_window_fails_too() -> None:
+    v = check(fixed_history(alert(12.0, "firing", {"reason": "other"})), P)
+    assert v.outcome is Outcome.FAIL
+    assert "fired during the quiet control window" in v.reasons[0]
+
+
+def test_an_alert_pending_since_before_the_crash_does_not_count_as_paging() -> None:
+    """`vector(1)` with `for: 25s`: pending through the quiet window, firing after the panic."""
+    v = check(history(alert(2.0, "pending", REBOOTED, since=2.0),
+                      alert(27.0, "firing", REBOOTED, since=2.0)), P)
+    assert v.outcome is Outcome.FAIL
+    assert "had held since 18.0 s before the crash was triggered" in v.reasons[0]
+
+
+def test_a_scrape_missed_in_the_quiet_window_is_no_failure() -> None:
+    v = check(fixed_history(alert(9.0, "pending"), alert(10.0, "inactive")), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["quiet_pending"] == 1
+
+
+def test_a_pending_that_began_with_the_trigger_may_fire() -> None:
+    """The trigger's ssh command can make the guest miss a scrape before the kernel dies."""
+    v = check(history(alert(TRIGGER_T + 0.6, "pending", since=TRIGGER_T + 0.5),
+                      alert(PANIC_T + 5.0, "firing", since=TRIGGER_T + 0.5)), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["alert_after_s"] == 5.0
+
+
+def test_other_alerts_are_not_the_named_one() -> None:
+    v = check(history(alert(2.0, "firing", name="Watchdog"),
+                      alert(PANIC_T + 16.0, "firing", REBOOTED, name="SomethingElse")), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons[0].startswith("ServerDown did not fire")
+
+
+def test_no_crash_is_inconclusive() -> None:
+    v = check(history(panic=False), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("never crashed" in r for r in v.reasons)
+
+
+def test_a_crash_that_did_not_take_is_inconclusive() -> None:
+    v = check(fixed_history(shortfall="no panic seen within 15 s of the trigger"), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("the kernel panic did not take" in r for r in v.reasons)
+
+
+def test_a_reboot_without_a_boot_banner_is_not_confirmed() -> None:
+    v = check(fixed_history(console_boot=False), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("no second boot banner" in r for r in v.reasons)
+
+
+def test_a_reboot_without_a_new_boot_id_is_not_confirmed() -> None:
+    v = check(fixed_history(new_boot_id=False), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("never saw a new boot id" in r for r in v.reasons)
+
+
+def test_a_slow_reboot_is_not_the_incident() -> None:
+    v = check(prefix_history(down=45.0, back=47.0, end=80.0), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("down 45.0 s, longer than max_alert_s" in r for r in v.reasons)
+    assert any("scraped the rebooted guest only 47.0 s after the panic" in r
+               for r in v.reasons)
+
+
+def test_observation_that_ends_before_the_deadline_is_inconclusive() -> None:
+    v = check(prefix_history(end=50.0), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("before the 40 s deadline" in r for r in v.reasons)
+
+
+def test_a_starved_watcher_makes_a_silent_alert_inconclusive() -> None:
+    v = check(prefix_history(watcher_gap=(40.0, 48.0)), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("alert watcher went 8.0 s without an answer" in r for r in v.reasons)
+
+
+def test_a_stalled_evaluator_makes_a_silent_alert_inconclusive() -> None:
+    v = check(prefix_history(frozen_eval=True), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("without an evaluation" in r for r in v.reasons)
+
+
+def test_a_quiet_window_too_short_is_inconclusive() -> None:
+    v = check(fixed_history(healthy_from=15.0), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("quiet control window lasted 5.0 s" in r for r in v.reasons)
+
+
+def test_a_quiet_window_that_never_began_is_inconclusive() -> None:
+    v = check(fixed_history(healthy_from=30.0), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("control window never began" in r for r in v.reasons)
+
+
+def test_a_failure_outranks_an_unconfirmed_reboot() -> None:
+    v = check(history(alert(2.0, "firing", since=1.0), console_boot=False), P)
+    assert v.outcome is Outcome.FAIL
+    assert any("no second boot banner" in r for r in v.reasons[1:])
