@@ -3,7 +3,8 @@
 A pure function of the history. Evidence, all from outside the guest:
   - the serial console (repro.harness.probes.kernel_log): the `panic` finding (the
     moment of the crash) and a second boot banner (`host` event "boot");
-  - the boot-id heartbeat (`probe`): a new boot id, and when port 22 answered again;
+  - the boot-id heartbeat (`probe`): a new boot id (or the one the guest's init prints
+    on the console's ready line, if that came first), and when port 22 answered again;
   - the sysrq_crash fault window (`fault.start`, with its shortfall);
   - what Prometheus said (repro.harness.probes.alerts): `monitor` rounds (the node
     exporter's `up`, `boot_time`, the server heartbeat's age `hb_age`, the rules' last
@@ -16,7 +17,9 @@ Composed, failures first:
      Prometheus had scraped the node and its server heartbeat, to the moment the crash
      trigger was sent: its ssh command alone can make a TCG guest miss a scrape). A pending
      alert there is not a failure (a scrape missed under load makes `up == 0` pending for
-     a second); one that stays pending until it fires after the panic is caught by 2.
+     a second); one that stays pending until it fires after the panic is caught by 2. A
+     window in which Prometheus could not scrape the node for over `starved_s` (a loaded
+     guest or runner: scrapes time out) proves nothing: inconclusive, firing or not.
   2. paged: an instance of the alert fired within `max_alert_s` of the panic *and* became
      active after the trigger. One active since before it fires whether or not the server
      reboots (a rule that always fires): fail. Not firing, or firing later, is the
@@ -36,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-from repro.harness.checks import Reboot, Verdict, reboots
+from repro.harness.checks import Reboot, Verdict, liveness_gaps, reboots
 from repro.harness.history import Event, of_kind
 from repro.harness.probes.heartbeat import leg
 from repro.harness.rules import Findings, compose, fault_took_effect, inconclusive
@@ -104,7 +107,7 @@ def observe(events: list[Event], p: Params) -> Observed:
         tcp = [e for e in leg(probes, "tcp") if e.t > panic_t]
         lost = next((e.t for e in tcp if not e.get("ok")), None)
         up_t = next((e.t for e in tcp if lost is not None and e.t > lost and e.get("ok")), None)
-        reboot = next((r for r in reboots(probes) if r.t > panic_t), None)
+        reboot = _new_boot(probes, of_kind(mine, "host"), panic_t)
         console_boot = next((e for e in of_kind(mine, "host")
                              if e.get("event") == "boot" and e.t > panic_t), None)
         before = [e.get("boot_time") for e in monitor
@@ -114,6 +117,19 @@ def observe(events: list[Event], p: Params) -> Observed:
     end = monitor[-1].t if monitor else 0.0
     return Observed(monitor, alerts, panic_t, trigger_t, quiet_t, up_t, reboot, console_boot,
                     back_t, end)
+
+
+def _new_boot(probes: list[Event], life: list[Event], panic_t: float) -> Reboot | None:
+    """The first new boot id after the panic: seen by the heartbeat, or printed by the
+    guest's init on the console (its ready line), whichever came first. (A TCG guest on a
+    loaded runner can take longer to accept the heartbeat's fresh login than to print it.)"""
+    seen = next((r for r in reboots(probes) if r.t > panic_t), None)
+    old = [str(e.get("boot_id")) for e in probes if e.t < panic_t and e.get("boot_id")]
+    ready = next((e for e in life if e.get("event") == "guest_ready" and e.t > panic_t
+                  and e.get("boot_id") and e.get("boot_id") not in old), None)
+    if ready is not None and (seen is None or ready.t < seen.t):
+        return Reboot(ready.host, ready.t, old[-1] if old else "", str(ready.get("boot_id")))
+    return seen
 
 
 def _labels(e: Event) -> str:
@@ -136,9 +152,17 @@ def quiet(o: Observed, p: Params) -> Findings:
         "quiet_window_s": round(end - o.quiet_t, 1),
         "quiet_pending": sum(1 for e in in_window if e.t > o.quiet_t
                              and e.get("state") == "pending")})
-    out.failures += [f"{p.alert} fired during the quiet control window, with nothing wrong "
-                     f"({_labels(e)}, {e.t - end:+.1f} s from the crash trigger): a rule "
-                     "that fires without a reboot proves nothing" for e in fired[:1]]
+    rounds = [e for e in o.monitor if o.quiet_t <= e.t <= end]
+    blind = max((g.length for g in liveness_gaps(rounds, end=end, key="up")), default=0.0)
+    if blind > p.starved_s:  # the monitoring could not see the node: nothing to judge by
+        out.inconclusive.append(
+            f"Prometheus could not scrape the node for {blind:.1f} s of the quiet control "
+            f"window (limit {p.starved_s:g} s): the guest or the runner was too loaded for the "
+            "window to prove anything" + (f" ({p.alert} fired in it)" if fired else ""))
+    else:
+        out.failures += [f"{p.alert} fired during the quiet control window, with nothing "
+                         f"wrong ({_labels(e)}, {e.t - end:+.1f} s from the crash trigger): a "
+                         "rule that fires without a reboot proves nothing" for e in fired[:1]]
     if end - o.quiet_t < p.quiet_s - 0.5:
         out.inconclusive.append(f"the quiet control window lasted {end - o.quiet_t:.1f} s, "
                                 f"less than quiet_s ({p.quiet_s:g} s)")
@@ -155,8 +179,8 @@ def rebooted_fast(events: list[Event], o: Observed, p: Params) -> Findings:
         out.inconclusive.append("the reboot was not confirmed: no second boot banner on the "
                                 "console after the panic")
     if o.reboot is None:
-        out.inconclusive.append("the reboot was not confirmed: the heartbeat never saw a new "
-                                "boot id after the panic")
+        out.inconclusive.append("the reboot was not confirmed: no new boot id after the panic "
+                                "(neither the heartbeat nor the console's ready line)")
     if o.up_t is not None and o.up_t - o.panic_t > p.max_alert_s:
         out.inconclusive.append(
             f"the guest was down {o.up_t - o.panic_t:.1f} s, longer than max_alert_s "

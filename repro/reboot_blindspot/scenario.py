@@ -7,10 +7,11 @@ run's guest network every `scrape_interval_s`. Observers on the runner for the w
 the kernel-log watcher on the serial console, the boot-id heartbeat, and the alert watcher
 polling Prometheus's API (repro.harness.probes.alerts). Steps:
 
-1. boot the guest; install the node exporter as a boot service and start the server
-   process once (repro.reboot_blindspot.guest);
-2. start Prometheus on the rules; wait until it has scraped the node and the server
-   heartbeat: the quiet control window begins, and lasts `quiet_s`;
+1. boot the guest; start Prometheus on the rules (it picks up its target ~5 s later);
+   meanwhile install the node exporter as a boot service on the guest and start the
+   server process once (repro.reboot_blindspot.guest);
+2. wait until Prometheus has scraped the node and the server heartbeat: the quiet
+   control window begins, and lasts `quiet_s`;
 3. panic the kernel (sysrq_crash: a real panic; the kernel reboots itself);
 4. observe until the alert fired and the heartbeat saw the new boot id, or until
    `max_alert_s` (and a few evaluations) after the panic; the guest comes back by
@@ -20,6 +21,7 @@ The verdict is check.check(history).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -87,9 +89,6 @@ def run(run_ctx: Run, cfg: RebootBlindspotConfig, label: str, expect: Outcome = 
 
 def _monitored(run_ctx: Run, cfg: RebootBlindspotConfig, host: QemuHost, history: History,
                params: check.Params, log: Path) -> Verdict:
-    pid = guest.provision(host, host.address)
-    history.append("op", host.name, name="provision", ok=True, exporter_port=guest.PORT,
-                   server_pid=pid)
     job = Job("node", (f"{host.address}:{guest.PORT}",), (("host", host.name),))
     with prometheus_server(run_ctx.scratch, host.vm.role, [job], cfg.rules,
                            scrape_interval_s=cfg.scrape_interval_s,
@@ -97,6 +96,11 @@ def _monitored(run_ctx: Run, cfg: RebootBlindspotConfig, host: QemuHost, history
                            keep_log=log) as prom, \
             AlertWatcher(history, prom, host.name, QUERIES, WATCH_INTERVAL_S):
         history.append("op", host.name, name="prometheus", ok=True, url=prom.url)
+        # Prometheus scrapes its targets only ~5 s after it starts (its discovery manager
+        # sends updates at most every 5 s): the guest is provisioned meanwhile
+        pid = guest.provision(host, host.address)
+        history.append("op", host.name, name="provision", ok=True, exporter_port=guest.PORT,
+                       server_pid=pid)
         if not procs.eventually(lambda: _healthy(history, host.name), timeout=HEALTHY_TIMEOUT_S):
             return Verdict(Outcome.INCONCLUSIVE, (
                 f"Prometheus never scraped the node exporter and the server heartbeat of "
@@ -108,10 +112,13 @@ def _monitored(run_ctx: Run, cfg: RebootBlindspotConfig, host: QemuHost, history
         history.append("op", host.name, name=TRIGGER)
         with injected(crash, history) as applied:
             if applied.effective:
-                end = crash.fired_at + cfg.max_alert_s + params.settle_s
-                procs.eventually(lambda: time.monotonic() > end or _paged_and_back(
-                    history, host.name, cfg.alert, crash.fired_at), timeout=end + 5 -
-                    time.monotonic())
+                # until the deadline counted from the panic the console showed (under load
+                # the trigger's ssh command alone can take seconds to run)
+                panic_t = _panic_t(history, host.name)
+                left = panic_t + cfg.max_alert_s + params.settle_s - history.now()
+                with contextlib.suppress(TimeoutError):  # the deadline: judged, not an error
+                    procs.wait_for(lambda: _paged_and_back(history, params), timeout=left,
+                                   interval=WATCH_INTERVAL_S)
                 time.sleep(2 * WATCH_INTERVAL_S)  # a last look at the alert: observation
     return run_checker(check.check, history.events(), params)
 
@@ -121,12 +128,22 @@ def _healthy(history: History, host: str) -> bool:
                for e in of_kind(history.events(), "monitor") if e.host == host)
 
 
-def _paged_and_back(history: History, host: str, alert: str, fired_mono: float) -> bool:
-    since = history.now() - (time.monotonic() - fired_mono)
-    events = [e for e in history.events() if e.host == host and e.t > since]
-    paged = any(e.kind == "alert" and e.get("alert") == alert and e.get("state") == "firing"
-                for e in events)
-    return paged and bool(reboots(of_kind(history.events(), "probe")))
+def _panic_t(history: History, host: str) -> float:
+    """When the console showed the panic (the watcher has read it by now, or does at once)."""
+    def seen() -> float | None:
+        return next((e.t for e in of_kind(history.events(), "kernel")
+                     if e.host == host and e.get("pattern") == "panic"), None)
+
+    procs.eventually(seen, timeout=2.0)
+    t = seen()
+    return t if t is not None else history.now()
+
+
+def _paged_and_back(history: History, params: check.Params) -> bool:
+    """The alert fired after the panic and the guest is back on a new boot id."""
+    o = check.observe(history.events(), params)
+    return o.reboot is not None and any(
+        e.get("state") == "firing" for e in o.alerts if o.panic_t is not None and e.t > o.panic_t)
 
 
 def _reboot_marks(history: History, host: str) -> None:

@@ -160,7 +160,21 @@ def test_a_reboot_without_a_boot_banner_is_not_confirmed() -> None:
 def test_a_reboot_without_a_new_boot_id_is_not_confirmed() -> None:
     v = check(fixed_history(new_boot_id=False), P)
     assert v.outcome is Outcome.INCONCLUSIVE
-    assert any("never saw a new boot id" in r for r in v.reasons)
+    assert any("no new boot id after the panic" in r for r in v.reasons)
+
+
+def test_a_new_boot_id_on_the_console_confirms_the_reboot() -> None:
+    """The guest's init prints its boot id; the heartbeat's fresh login can lag it."""
+    v = check(fixed_history(ev(PANIC_T + 11.0, "host", event="guest_ready", boot_id="boot-b"),
+                            new_boot_id=False), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["new_boot_id_after_s"] == 11.0
+
+
+def test_the_old_boot_id_on_the_console_is_no_reboot() -> None:
+    v = check(fixed_history(ev(PANIC_T + 11.0, "host", event="guest_ready", boot_id="boot-a"),
+                            new_boot_id=False), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
 
 
 def test_a_slow_reboot_is_not_the_incident() -> None:
@@ -205,3 +219,16 @@ def test_a_failure_outranks_an_unconfirmed_reboot() -> None:
     v = check(history(alert(2.0, "firing", since=1.0), console_boot=False), P)
     assert v.outcome is Outcome.FAIL
     assert any("no second boot banner" in r for r in v.reasons[1:])
+
+
+def test_a_quiet_window_the_monitoring_could_not_see_is_inconclusive() -> None:
+    """Scrapes timing out on a loaded machine: `up == 0` for a minute fires with the guest
+    up. That is the observer, not the rule."""
+    events = [e if not (e.kind == "monitor" and 6.0 <= e.t < 19.0) else
+              Event(e.t, e.kind, e.host, e.fields | {"up": 0.0, "boot_time": None,
+                                                      "hb_age": None})
+              for e in fixed_history(alert(18.0, "firing", since=6.0))]
+    v = check(events, P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert any("could not scrape the node for 13.5 s" in r and "(ServerDown fired in it)" in r
+               for r in v.reasons)
