@@ -85,7 +85,7 @@ class KillProcess:
         return f"{self.host.name}:pid {self.pid}"
 
     def inject(self) -> Applied:
-        target = f"-- -{self.pid}" if self.group else str(self.pid)
+        target = f"-{self.pid}" if self.group else str(self.pid)  # dash: no "--"
         self.host.run(f"kill -KILL {target}", timeout=CMD_TIMEOUT_S, check=False)
         gone = eventually(lambda: not self.host.run(
             f"test -d /proc/{self.pid}", timeout=CMD_TIMEOUT_S, check=False).ok,

@@ -157,7 +157,7 @@ class StopProcessGroup:
         return f"{self.host.name}:pgid {self.pgid}"
 
     def inject(self) -> Applied:
-        self.host.run(f"kill -STOP -- -{self.pgid}", timeout=CMD_TIMEOUT_S)
+        self.host.run(f"kill -STOP -{self.pgid}", timeout=CMD_TIMEOUT_S)
         self._stopped = True
         states = self.host.run(f"ps -eo pgid=,stat= | awk '$1 == {self.pgid} {{print $2}}'",
                                timeout=CMD_TIMEOUT_S, check=False).stdout.split()
@@ -170,7 +170,7 @@ class StopProcessGroup:
     def heal(self) -> None:
         if self._stopped:
             self._stopped = False
-            self.host.run(f"kill -CONT -- -{self.pgid} 2>/dev/null; true",
+            self.host.run(f"kill -CONT -{self.pgid} 2>/dev/null; true",
                           timeout=CMD_TIMEOUT_S, check=False)
 
 
