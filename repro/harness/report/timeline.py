@@ -17,6 +17,15 @@ appear only when the history has their data:
                 (log scale, milliseconds); failed operations as red crosses
   throughput    MB moved by flood streams (sum of their byte counters)
 
+and one panel per `panel` name an incident's own events carry, so an incident
+adds a panel without touching this module:
+
+  series        `history.append("series", host, panel=P, name=N, value=V, unit=U)`:
+                a line per (host, name) in panel P
+  mark          `history.append("mark", host, panel=P, name=N)`: one lane per host
+                in panel P, a marker per name at each event (decisions, fires,
+                evictions, alerts)
+
 A history with none of these still gets a figure: the fault windows and
 events over an empty lane, so a report never lacks its timeline.
 """
@@ -26,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from repro.harness.checks import liveness_gaps, reboots
 from repro.harness.history import Event, of_kind
@@ -93,12 +103,15 @@ def draw(events: list[Event], path: Path, title: str, outcome: str = "",
     ops = [e for e in of_kind(events, "op") if e.get("latency_s") is not None]
     rtts = [e for e in probes if e.get("rtt_s") is not None]
     xs_mb, ys_mb = _mb_moved(events)
+    own = sorted({str(e.get("panel")) for e in events
+                  if e.kind in ("series", "mark") and e.get("panel")})
     panels = (["reachability"] if probes else []) + (["latency"] if ops or rtts else []) + (
-        ["throughput"] if xs_mb else [])
+        ["throughput"] if xs_mb else []) + own
     if panels_of_incident:
         panels = [p for p in panels if p in panels_of_incident]
     panels = panels or ["reachability"]  # an empty lane still carries the fault windows
-    ratios = {"reachability": 1.2, "latency": 2.0, "throughput": 1.2}
+    ratios = {"reachability": 1.2, "latency": 2.0, "throughput": 1.2} | {
+        p: 1.4 for p in own}
     hosts = sorted({e.host for e in probes})
     fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False,
                              figsize=(11, 1.4 + 1.5 * sum(ratios[p] for p in panels)),
@@ -154,6 +167,9 @@ def draw(events: list[Event], path: Path, title: str, outcome: str = "",
         tp.step(xs_mb, ys_mb, where="post", color="#1565c0", lw=1.2)
         tp.set_ylabel("MB moved", fontsize=8)
         tp.set_title("flood streams: data moved", fontsize=9, loc="left")
+    for panel in own:
+        if panel in ax:
+            _own_panel(ax[panel], [e for e in events if e.get("panel") == panel], panel)
 
     for w in fault_windows(events, end):
         for a in ax.values():
@@ -190,3 +206,37 @@ def draw(events: list[Event], path: Path, title: str, outcome: str = "",
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+MARKERS = ("|", "x", "v", "o", "s", "D", "^", "*")
+
+
+def _own_panel(a: Any, events: list[Event], title: str) -> None:
+    """An incident's panel: its series as lines, its marks as ticks on one lane per host."""
+    series = [e for e in events if e.kind == "series"]
+    for host, name in sorted({(e.host, str(e.get("name"))) for e in series}):
+        mine = [e for e in series if e.host == host and str(e.get("name")) == name]
+        a.plot([e.t for e in mine], [float(e.get("value") or 0) for e in mine], lw=1.1,
+               drawstyle="steps-post", label=f"{name} {host}".strip())
+    units = sorted({str(e.get("unit")) for e in series if e.get("unit")})
+    if units:
+        a.set_ylabel(", ".join(units), fontsize=8)
+    marks = [e for e in events if e.kind == "mark"]
+    if marks and not series:
+        lanes = sorted({e.host for e in marks})
+        kinds = sorted({str(e.get("name")) for e in marks})
+        for i, host in enumerate(lanes):
+            for j, name in enumerate(kinds):
+                ts = [e.t for e in marks if e.host == host and str(e.get("name")) == name]
+                a.scatter(ts, [i] * len(ts), marker=MARKERS[j % len(MARKERS)], s=60,
+                          color=f"C{j}", zorder=3, label=name if i == 0 else None)
+        a.set_yticks(range(len(lanes)), lanes, fontsize=8)
+        a.set_ylim(-0.6, len(lanes) - 0.4)
+    elif marks:  # marks over a series panel: vertical lines, named
+        for e in marks:
+            a.axvline(e.t, color="black", ls="-.", lw=0.8)
+            a.annotate(f"{e.host}: {e.get('name')}", xy=(e.t, 0.95),
+                       xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+                       ha="right", va="top")
+    a.set_title(title, fontsize=9, loc="left")
+
