@@ -49,11 +49,11 @@ HEALTHY_TIMEOUT_S = 60.0
 # the heartbeat's ssh leg logs in afresh after the reboot: a TCG guest finishing its boot
 # took 2.0 s for that login (the default 2 s timeout at a 0.5 s interval missed it for 13 s)
 SSH_TIMEOUT_S = 5.0
-QUERIES = (
-    Query("up", 'up{job="node"}', panel="heartbeat", unit="0/1"),
+QUERIES = (  # what the checker reads of Prometheus each round (`monitor` fields)
+    Query("up", 'up{job="node"}'),
     Query("boot_time", 'node_boot_time_seconds{job="node"}'),
     Query("hb_age", f'time() - {guest.HEARTBEAT_METRIC}{{job="node"}}', panel="heartbeat",
-          unit="s"),
+          unit="s", title="server heartbeat age (Prometheus)"),
 )
 
 

@@ -11,7 +11,8 @@ queries, and appends to the history:
            `state` (pending, firing, or inactive when it disappeared), `labels`,
            `active_since` (history time its expression first held)
   series   each query's value for the timeline (`panel`, `name`, `value`, `unit`)
-  mark     each alert change for the timeline (`panel`, `name` "<alert> <state>")
+  mark     each alert change for the timeline (`panel`, `name` "<alert> <state>", with
+           the value of its `detail_label` label, e.g. "(rebooted)", when it has one)
 
 Epoch times from Prometheus become history times through the history's wall
 clock at its start (the runner's clock: Prometheus runs on the same machine).
@@ -34,10 +35,11 @@ from repro.harness.services.prometheus import Prometheus
 class Query:
     """An instant query recorded every round (its first series' value), and how it is drawn."""
 
-    name: str
+    name: str        # its field in `monitor` events
     expr: str
     panel: str = ""  # "" : recorded in `monitor` only, not drawn
     unit: str = ""
+    title: str = ""  # its line's name in the panel ("": `name`)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class AlertWatcher:
     queries: tuple[Query, ...] = ()
     interval_s: float = 0.5
     alert_panel: str = "alert"
+    detail_label: str = "reason"  # an alert label whose value the timeline mark names too
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
     _states: dict[tuple[str, tuple[tuple[str, str], ...]], str] = field(
@@ -94,8 +97,8 @@ class AlertWatcher:
                             last_eval=self._t(view.last_evaluation), **values)
         for q in self.queries:
             if q.panel and values[q.name] is not None:
-                self.history.append("series", self.host, t=now, panel=q.panel, name=q.name,
-                                    value=values[q.name], unit=q.unit)
+                self.history.append("series", self.host, t=now, panel=q.panel,
+                                    name=q.title or q.name, value=values[q.name], unit=q.unit)
         seen = set()
         for a in view.alerts:
             key = (a.name, tuple(sorted(a.labels.items())))
@@ -117,5 +120,6 @@ class AlertWatcher:
         name, labels = key
         self.history.append("alert", self.host, t=t, alert=name, state=state,
                             labels=dict(labels), active_since=active_since)
+        detail = dict(labels).get(self.detail_label)
         self.history.append("mark", self.host, t=t, panel=self.alert_panel,
-                            name=f"{name} {state}")
+                            name=f"{name} {state}" + (f" ({detail})" if detail else ""))
