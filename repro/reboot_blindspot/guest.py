@@ -62,7 +62,7 @@ sync
 kill -HUP 1
 setsid nohup sh {SERVER_PATH} >/dev/null 2>&1 < /dev/null &
 echo $!"""
-CMD_TIMEOUT_S = 30.0
+CMD_TIMEOUT_S = 60.0  # a TCG guest on a loaded runner can take tens of seconds
 EXPORTER_TIMEOUT_S = 60.0
 
 

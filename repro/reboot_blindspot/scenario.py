@@ -29,6 +29,7 @@ from pathlib import Path
 from repro.harness import procs
 from repro.harness.checks import Outcome, Verdict, reboots, run_checker
 from repro.harness.envelope import envelope
+from repro.harness.errors import HostCommandError
 from repro.harness.faults.base import injected
 from repro.harness.faults.sysrq_crash import SysrqCrash
 from repro.harness.history import History, of_kind
@@ -98,7 +99,13 @@ def _monitored(run_ctx: Run, cfg: RebootBlindspotConfig, host: QemuHost, history
         history.append("op", host.name, name="prometheus", ok=True, url=prom.url)
         # Prometheus scrapes its targets only ~5 s after it starts (its discovery manager
         # sends updates at most every 5 s): the guest is provisioned meanwhile
-        pid = guest.provision(host, host.address)
+        try:
+            pid = guest.provision(host, host.address)
+        except (HostCommandError, TimeoutError) as exc:  # a starved guest: nothing judged yet
+            history.append("op", host.name, name="provision", ok=False, detail=str(exc)[-300:])
+            return Verdict(Outcome.INCONCLUSIVE, (
+                f"the guest was not provisioned (node exporter, server process): {exc}"[:400],),
+                {})
         history.append("op", host.name, name="provision", ok=True, exporter_port=guest.PORT,
                        server_pid=pid)
         if not procs.eventually(lambda: _healthy(history, host.name), timeout=HEALTHY_TIMEOUT_S):
