@@ -13,9 +13,10 @@ A pure function of the history. Evidence, all from outside the guest:
 The rule file under test is never read: a fixed configuration is one whose alert fires.
 
 Composed, failures first:
-  1. quiet: the alert fired during the control window (from the first round in which
-     Prometheus had scraped the node and its server heartbeat, to the moment the crash
-     trigger was sent: its ssh command alone can make a TCG guest miss a scrape). A pending
+  1. quiet: the alert was firing during the control window (from the first round in
+     which Prometheus had scraped the node and its server heartbeat, plus `settle_s` for
+     the rules to see it, to the moment the crash trigger was sent: its ssh command alone
+     can make a TCG guest miss a scrape). A pending
      alert there is not a failure (a scrape missed under load makes `up == 0` pending for
      a second); one that stays pending until it fires after the panic is caught by 2. A
      window in which Prometheus could not scrape the node for over `starved_s` (a loaded
@@ -144,9 +145,13 @@ def quiet(o: Observed, p: Params) -> Findings:
     if o.quiet_t is None:
         return inconclusive("the control window never began: Prometheus never had both the "
                             "node's `up` and the server heartbeat before the crash")
+    # the rules get a few evaluations to settle once the node is first seen (an alert that
+    # fired while the exporter was still starting resolves then; one that always fires
+    # does not)
+    settled = min(o.quiet_t + p.settle_s, end)
     in_window = [e for e in o.alerts if e.t <= end]
-    held = {_labels(e): e for e in in_window if e.t <= o.quiet_t}  # states entered before
-    fired = [e for e in [*held.values(), *(e for e in in_window if e.t > o.quiet_t)]
+    held = {_labels(e): e for e in in_window if e.t <= settled}  # the states at `settled`
+    fired = [e for e in [*held.values(), *(e for e in in_window if e.t > settled)]
              if e.get("state") == "firing"]
     out = Findings(figures={
         "quiet_window_s": round(end - o.quiet_t, 1),
@@ -160,9 +165,10 @@ def quiet(o: Observed, p: Params) -> Findings:
             f"window (limit {p.starved_s:g} s): the guest or the runner was too loaded for the "
             "window to prove anything" + (f" ({p.alert} fired in it)" if fired else ""))
     else:
-        out.failures += [f"{p.alert} fired during the quiet control window, with nothing "
-                         f"wrong ({_labels(e)}, {e.t - end:+.1f} s from the crash trigger): a "
-                         "rule that fires without a reboot proves nothing" for e in fired[:1]]
+        out.failures += [f"{p.alert} was firing during the quiet control window, with "
+                         f"nothing wrong ({_labels(e)}; firing since {end - e.t:.1f} s before "
+                         "the crash trigger): a rule that fires without a reboot proves nothing"
+                         for e in fired[:1]]
     if end - o.quiet_t < p.quiet_s - 0.5:
         out.inconclusive.append(f"the quiet control window lasted {end - o.quiet_t:.1f} s, "
                                 f"less than quiet_s ({p.quiet_s:g} s)")
