@@ -36,3 +36,14 @@ def leftovers(run_short: str | None = None) -> list[str]:
     found += [f"qemu {line}" for line in _out(["pgrep", "-af", f"qemu-system.*repro-{tag}"])
               .splitlines()]
     return found
+
+
+def short_of(pid: int) -> str:
+    """The short run id of the run whose owner process is `pid` ("" while it has none)."""
+    for owner in Path("/tmp").glob("repro-*/owner.pid"):
+        try:
+            if owner.read_text().split()[0] == str(pid):
+                return owner.parent.name.split("-")[1]
+        except (OSError, IndexError):
+            continue  # a scratch dir being made or removed
+    return ""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from repro.harness import procs
-from tests.leftovers import leftovers
+from tests.leftovers import leftovers, short_of
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,10 +41,7 @@ def start_long_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     short = ""
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the run ended before its quiet window"
-        if not short:
-            for owner in Path("/tmp").glob("repro-*/owner.pid"):
-                if owner.read_text().split()[0] == str(proc.pid):
-                    short = owner.parent.name.split("-")[1]
+        short = short or short_of(proc.pid)
         histories = list(reports.glob("*/reboot_blindspot/*/history.jsonl"))
         if short and _prometheus_of(short) and histories and \
                 '"name": "provision"' in histories[0].read_text():

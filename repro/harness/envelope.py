@@ -12,7 +12,10 @@ it, does its steps, and returns `env.result(verdict)`:
         ...  # provision, inject, observe into env.history
         return env.result(run_checker(check.check, env.history.events(), params))
 
-The history is closed (written out) however the block ends.
+The history is closed (written out) however the block ends. An incident run on one
+QEMU guest opens it with `one_guest(env, run, role)`: booted and removed by the QEMU
+provider, named the envelope's target, its serial console an artefact, its readiness
+(accelerator, kernel, boot time, attempts) the history's first host event.
 """
 
 from __future__ import annotations
@@ -23,11 +26,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repro.harness.checks import Outcome, Verdict
 from repro.harness.history import History
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
+
+if TYPE_CHECKING:
+    from repro.harness.hosts.qemu import QemuHost, VmSpec
 
 
 def slug(label: str) -> str:
@@ -80,3 +87,23 @@ def envelope(run: Run, incident: str, label: str, configuration: object, provide
         if not mirror:
             with path.open("w", encoding="utf-8") as f:
                 f.writelines(e.to_json() + "\n" for e in history.events())
+
+
+@contextmanager
+def one_guest(env: Envelope, run: Run, role: str, spec: VmSpec | None = None
+              ) -> Iterator[QemuHost]:
+    """One QEMU guest for the envelope's run (see the module's doc); removed however the
+    block ends."""
+    from repro.harness.hosts.qemu import QemuHost, QemuProvider
+
+    with QemuProvider(spec).hosts(run, [role]) as hosts:
+        host = hosts[role]
+        assert isinstance(host, QemuHost)
+        env.target = host.name
+        if host.console():
+            env.artefacts["console"] = Path(str(host.console()))
+        env.history.append("host", host.name, event="ready", url=host.url(),
+                           accel=host.accel.name, accel_reason=host.accel.reason,
+                           kernel=host.vm.image.kernel_version, boot_s=round(host.boot_s, 2),
+                           boot_attempts=host.attempts)
+        yield host

@@ -6,7 +6,8 @@ through the pid file the server itself writes in its data directory). Stopping
 is a ladder with a bound on every rung: the polite signal, then the hard one,
 then SIGKILL; a pid is signalled only while /proc says it is still the server
 of that data directory (pids get reused). `wait_for` polls a condition with a
-deadline: the only kind of waiting the harness does.
+deadline: the only kind of waiting the harness does. `start_on_free_port` starts a
+server on a free loopback port, again on another one if that was taken meanwhile.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from repro.harness.errors import ProvisionError
 from repro.harness.names import PREFIX
 
 T = TypeVar("T")
@@ -62,6 +65,38 @@ def eventually(condition: Callable[[], object], *, timeout: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def start_on_free_port(start: Callable[[int], subprocess.Popen[bytes]],
+                       ready: Callable[[int], bool], stop: Callable[[subprocess.Popen[bytes]],
+                                                                   object], *,
+                       what: str, log: Path, timeout: float, attempts: int = 3
+                       ) -> tuple[subprocess.Popen[bytes], int]:
+    """A local server started by `start(port)` on a free loopback port, once `ready(port)`.
+    One that exits at start (the port was taken meanwhile) is started again on another
+    port, `attempts` times in all; ProvisionError with the tail of its `log` when it never
+    answers within `timeout` s, or exits every time. What it started is `stop`ped on any
+    way out but success (an interrupt included)."""
+    for _ in range(attempts):
+        port = free_port()
+        proc = start(port)
+
+        def up(p: subprocess.Popen[bytes] = proc, n: int = port) -> bool:
+            return p.poll() is not None or ready(n)
+
+        try:
+            wait_for(up, timeout=timeout, interval=0.1, what=f"{what} ready")
+        except TimeoutError as exc:
+            stop(proc)
+            raise ProvisionError(f"{what} was not ready within {timeout:.0f} s: "
+                                 f"{log_tail(log)}") from exc
+        except BaseException:
+            stop(proc)
+            raise
+        if proc.poll() is None:
+            return proc, port
+        stop(proc)
+    raise ProvisionError(f"{what} exited at start: {log_tail(log)}")
 
 
 def pid_alive(pid: int) -> bool:

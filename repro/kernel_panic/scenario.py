@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from repro.harness.checks import Outcome, Verdict, run_checker
-from repro.harness.envelope import envelope
+from repro.harness.envelope import envelope, one_guest
 from repro.harness.faults.base import injected, record_measure
 from repro.harness.faults.disk_fill import DiskFill
 from repro.harness.history import History
-from repro.harness.hosts.qemu import QemuHost, QemuProvider, VmSpec
+from repro.harness.hosts.qemu import QemuHost, VmSpec
 from repro.harness.probes.heartbeat import Heartbeat
 from repro.harness.probes.kernel_log import KernelLogWatcher
 from repro.harness.report.results import IncidentResult
@@ -76,18 +76,8 @@ def run(run_ctx: Run, cfg: KernelPanicConfig, label: str, expect: Outcome = Outc
         ) -> IncidentResult:
     role = role_for(label)
     params = check.Params(host=run_ctx.name(role), fill_to=cfg.fill_to, rounds=cfg.rounds)
-    provider = QemuProvider(VmSpec(disks_mb=(cfg.disk_mb,)))
     with envelope(run_ctx, INCIDENT, label, cfg.volume_setup, "qemu", expect) as env, \
-            provider.hosts(run_ctx, [role]) as hosts:
-        host = hosts[role]
-        assert isinstance(host, QemuHost)
-        env.target = host.name
-        if host.console():
-            env.artefacts["console"] = Path(str(host.console()))
-        env.history.append("host", host.name, event="ready", url=host.url(),
-                           accel=host.accel.name, accel_reason=host.accel.reason,
-                           kernel=host.vm.image.kernel_version, boot_s=round(host.boot_s, 2),
-                           boot_attempts=host.attempts)
+            one_guest(env, run_ctx, role, VmSpec(disks_mb=(cfg.disk_mb,))) as host:
         return env.result(_observe(run_ctx, cfg, host, env.history, params))
 
 

@@ -27,7 +27,7 @@ class RebootBlindspotConfig:
     quiet_s: float = 10.0            # control window before the panic: the alert must not fire
     scrape_interval_s: float = 1.0   # Prometheus's scrape interval (and scrape timeout)
     evaluation_interval_s: float = 1.0  # Prometheus's rule evaluation interval
-    heartbeat_interval_s: float = 0.5   # the harness's own boot-id heartbeat (TCP + ssh)
+    heartbeat_interval_s: float = 1.0   # the harness's own boot-id heartbeat (TCP + ssh)
     provider: str = "qemu"           # a real kernel panic needs a host with its own kernel
 
     PROFILES: ClassVar[dict[str, dict[str, object]]] = {

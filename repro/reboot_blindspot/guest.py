@@ -62,6 +62,8 @@ sync
 kill -HUP 1
 setsid nohup sh {SERVER_PATH} >/dev/null 2>&1 < /dev/null &
 echo $!"""
+DIAGNOSE = (f"ps -o pid,stat,time,args | grep -e node-exporter -e repro-server | grep -v grep; "
+            f"ls -l {TEXTFILE_DIR}; tail -n 3 /var/log/repro-node-exporter.log; uptime")
 CMD_TIMEOUT_S = 60.0  # a TCG guest on a loaded runner can take tens of seconds
 EXPORTER_TIMEOUT_S = 90.0  # measured: over 60 s to start on a TCG guest at load 8
 
@@ -77,9 +79,15 @@ def metrics(address: str, timeout: float = 2.0) -> str:
 
 def provision(host: Host, address: str) -> int:
     """The exporter as a boot service and the server process, once; returns the server's
-    pid once the exporter answers from the runner with the server's heartbeat in it."""
+    pid once the exporter answers from the runner with the server's heartbeat in it.
+    TimeoutError (with what the guest says of them) when it does not."""
     pid = int(host.run(PROVISION, timeout=CMD_TIMEOUT_S).stdout.strip().splitlines()[-1])
-    procs.wait_for(lambda: f"\n{HEARTBEAT_METRIC} " in metrics(address),
-                   timeout=EXPORTER_TIMEOUT_S, interval=0.2,
-                   what=f"the node exporter on {address}:{PORT} with the server heartbeat")
+    try:
+        procs.wait_for(lambda: f"\n{HEARTBEAT_METRIC} " in metrics(address),
+                       timeout=EXPORTER_TIMEOUT_S, interval=0.2,
+                       what=f"the node exporter on {address}:{PORT} with the server heartbeat")
+    except TimeoutError as exc:
+        said = host.run(DIAGNOSE, timeout=20, check=False)
+        raise TimeoutError(f"{exc}; the guest says: "
+                           + " | ".join((said.stdout + said.stderr).split("\n")[-8:])) from exc
     return pid

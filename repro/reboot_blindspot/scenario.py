@@ -22,18 +22,17 @@ The verdict is check.check(history).
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from pathlib import Path
 
 from repro.harness import procs
 from repro.harness.checks import Outcome, Verdict, reboots, run_checker
-from repro.harness.envelope import envelope
+from repro.harness.envelope import envelope, one_guest, slug
 from repro.harness.errors import HostCommandError
 from repro.harness.faults.base import injected
 from repro.harness.faults.sysrq_crash import SysrqCrash
 from repro.harness.history import History, of_kind
-from repro.harness.hosts.qemu import QemuHost, QemuProvider
+from repro.harness.hosts.qemu import QemuHost
 from repro.harness.probes.alerts import AlertWatcher, Query
 from repro.harness.probes.heartbeat import Heartbeat
 from repro.harness.probes.kernel_log import KernelLogWatcher
@@ -59,7 +58,7 @@ QUERIES = (  # what the checker reads of Prometheus each round (`monitor` fields
 
 
 def role_for(label: str) -> str:
-    return "rb-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:16]
+    return "rb-" + slug(label)[:16]
 
 
 def run(run_ctx: Run, cfg: RebootBlindspotConfig, label: str, expect: Outcome = Outcome.PASS
@@ -69,15 +68,7 @@ def run(run_ctx: Run, cfg: RebootBlindspotConfig, label: str, expect: Outcome = 
                           quiet_s=cfg.quiet_s, evaluation_interval_s=cfg.evaluation_interval_s,
                           scrape_interval_s=cfg.scrape_interval_s)
     with envelope(run_ctx, INCIDENT, label, cfg.rules, "qemu", expect) as env, \
-            QemuProvider().hosts(run_ctx, [role]) as hosts:
-        host = hosts[role]
-        assert isinstance(host, QemuHost)
-        env.target = host.name
-        if host.console():
-            env.artefacts["console"] = Path(str(host.console()))
-        env.history.append("host", host.name, event="ready", url=host.url(),
-                           accel=host.accel.name, kernel=host.vm.image.kernel_version,
-                           boot_s=round(host.boot_s, 2), boot_attempts=host.attempts)
+            one_guest(env, run_ctx, role) as host:
         log = env.outdir / "prometheus.log"
         env.artefacts["prometheus_log"] = log
         with KernelLogWatcher(env.history, host), \

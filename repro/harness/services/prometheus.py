@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.harness import procs
-from repro.harness.errors import PrerequisiteError, ProvisionError
+from repro.harness.errors import PrerequisiteError
 from repro.harness.names import PREFIX
 
 BINARY = "/usr/bin/prometheus"
@@ -189,15 +189,11 @@ def prometheus_server(scratch: Path, name: str, jobs: Sequence[Job], rules: Path
         shutil.copyfile(rules, directory / "rules.yml")
         (directory / "prometheus.yml").write_text(
             config_text(jobs, scrape_interval_s, evaluation_interval_s))
-        for attempt in range(3):  # a free port can be taken before Prometheus binds it
-            port = procs.free_port()
-            proc = _start(directory, port)
-            server = Prometheus(f"http://127.0.0.1:{port}", directory)
-            if _wait_ready(proc, server, last=attempt == 2):
-                break
-            _stop(proc.pid, proc)
-            proc = None
-        yield server
+        proc, port = procs.start_on_free_port(
+            lambda port: _start(directory, port), lambda port: _server(directory, port).ready(),
+            lambda p: _stop(p.pid, p), what="Prometheus", log=directory / "prometheus.log",
+            timeout=START_TIMEOUT_S)
+        yield _server(directory, port)
     finally:
         if proc is not None:
             _stop(proc.pid, proc)
@@ -216,18 +212,8 @@ def _start(directory: Path, port: int) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], server: Prometheus, last: bool) -> bool:
-    try:
-        procs.wait_for(lambda: proc.poll() is not None or server.ready(),
-                       timeout=START_TIMEOUT_S, interval=0.1, what="Prometheus ready")
-    except TimeoutError as exc:
-        raise ProvisionError(f"Prometheus was not ready within {START_TIMEOUT_S:.0f} s: "
-                             f"{procs.log_tail(server.log)}") from exc
-    if proc.poll() is None:
-        return True
-    if last:
-        raise ProvisionError(f"Prometheus exited at start: {procs.log_tail(server.log)}")
-    return False
+def _server(directory: Path, port: int) -> Prometheus:
+    return Prometheus(f"http://127.0.0.1:{port}", directory)
 
 
 def _stop(pid: int, proc: subprocess.Popen[bytes] | None = None) -> bool:
