@@ -233,7 +233,9 @@ def _servers(root: Path) -> list[tuple[int, Path]]:
             continue
         for arg in argv[1:]:
             config = Path(arg.removeprefix("--config.file="))
-            if arg.startswith("--config.file=") and config.parent.parent.parent == root \
+            scratch = config.parent.parent
+            if arg.startswith("--config.file=") and scratch.parent == root \
+                    and scratch.name.startswith(f"{PREFIX}-") \
                     and config.parent.name.startswith(DIR_PREFIX):
                 found.append((int(d.name), config.parent))
     return found
