@@ -138,6 +138,11 @@ def _labels(e: Event) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "(no labels)"
 
 
+def _reason(e: Event) -> str:
+    """An instance's `reason` label (the shipped rules name theirs), else its labels."""
+    return str(dict(e.get("labels") or {}).get("reason") or _labels(e))
+
+
 def quiet(o: Observed, p: Params) -> Findings:
     if o.trigger_t is None:
         return Findings()
@@ -221,8 +226,13 @@ def paged(o: Observed, p: Params) -> Findings:
     after = [e for e in o.alerts if e.t > trigger_t]
     fired = next((e for e in after if e.get("state") == "firing"), None)
     pending = next((e for e in after if e.get("state") == "pending"), None)
+    each: dict[str, float | None] = {}
+    for e in after:  # when each instance (each rule) first fired
+        if e.get("state") == "firing":
+            each.setdefault(_reason(e), o.since_panic(e.t))
     out = Findings(figures={"alert_after_s": o.since_panic(fired.t if fired else None),
                             "alert_labels": _labels(fired) if fired else None,
+                            "fired_after_s": each,
                             "pending_after_s": o.since_panic(pending.t if pending else None)})
     since = fired.get("active_since") if fired else None
     if fired is not None and since is not None and since < trigger_t - ACTIVE_SLACK_S:

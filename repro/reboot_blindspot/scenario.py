@@ -75,7 +75,7 @@ def run(run_ctx: Run, cfg: RebootBlindspotConfig, label: str, expect: Outcome = 
                 Heartbeat(env.history, host.name, host.address, run_ctx.key.private_path,
                           interval_s=cfg.heartbeat_interval_s, ssh_timeout_s=SSH_TIMEOUT_S):
             verdict = _monitored(run_ctx, cfg, host, env.history, params, log)
-        _reboot_marks(env.history, host.name)
+        _reboot_marks(env.history, params)
         return env.result(verdict)
 
 
@@ -144,20 +144,20 @@ def _paged_and_back(history: History, params: check.Params) -> bool:
         e.get("state") == "firing" for e in o.alerts if o.panic_t is not None and e.t > o.panic_t)
 
 
-def _reboot_marks(history: History, host: str) -> None:
+def _reboot_marks(history: History, params: check.Params) -> None:
     """The reboot's milestones as marks of the `reboot` panel (drawing only: the checker
     reads the events they come from)."""
-    events = [e for e in history.events() if e.host == host]
-    marks = [(e.t, "panic (console)") for e in of_kind(events, "kernel")
-             if e.get("pattern") == "panic"][:1]
-    marks += [(e.t, "boot banner (console)") for e in of_kind(events, "host")
-              if e.get("event") == "boot"]
-    marks += [(r.t, "new boot id (heartbeat)") for r in reboots(of_kind(events, "probe"))]
-    last = None
-    for e in of_kind(events, "monitor"):
-        if e.get("boot_time") is not None:
-            if last is not None and e.get("boot_time") != last:
-                marks.append((e.t, "boot time changed (Prometheus)"))
-            last = e.get("boot_time")
+    o = check.observe(history.events(), params)
+    if o.panic_t is None:
+        return
+    mine = [e for e in history.events() if e.host == params.host and e.t > o.panic_t]
+    marks = [(o.panic_t, "panic (console)"),
+             *((e.t, "boot banner (console)") for e in of_kind(mine, "host")
+               if e.get("event") == "boot"),
+             *((e.t, "new boot id (console)") for e in of_kind(mine, "host")
+               if e.get("event") == "guest_ready"),
+             *((r.t, "new boot id (heartbeat)") for r in reboots(of_kind(mine, "probe"))),
+             *([(o.up_t, "port 22 answers again")] if o.up_t is not None else []),
+             *([(o.back_t, "Prometheus scrapes the new boot")] if o.back_t is not None else [])]
     for t, name in sorted(marks):
-        history.append("mark", host, t=t, panel="reboot", name=name)
+        history.append("mark", params.host, t=t, panel="reboot", name=name)

@@ -80,6 +80,7 @@ def test_an_alert_that_fires_soon_after_the_reboot_passes() -> None:
     assert v.figures["down_s"] == 12.0
     assert v.figures["scraped_again_after_s"] == 15.0
     assert v.figures["alert_labels"] == "reason=rebooted"
+    assert v.figures["fired_after_s"] == {"rebooted": 15.2}
     assert v.figures["quiet_window_s"] == 15.0
 
 
