@@ -98,8 +98,9 @@ def _started(events: list[Event], p: Params) -> Findings:
     failed = [e for e in life if e.get("event") == "service_failed"]
     if failed:
         out = " | ".join(str(failed[0].get("output", "")).strip().splitlines()[-3:])
-        return fail(f"the service on {p.host} did not answer HTTP within "
-                    f"{failed[0].get('waited_s')} s of its start: {out or '(no output)'}")
+        how = ("exited before it answered HTTP" if failed[0].get("exited") else
+               f"did not answer HTTP within {failed[0].get('waited_s')} s of its start")
+        return fail(f"the service on {p.host} {how}: {out or '(no output)'}")
     if not any(e.get("event") == "started" and e.get("what") == "service" for e in life):
         return inconclusive(f"the service on {p.host} was never started")
     return Findings()

@@ -130,7 +130,7 @@ def _start_service(svc: Host, down: Host, service: jvm.Program, history: History
     log = jvm.log(svc, "service")
     if not ready:
         history.append("host", svc.name, event="service_failed", pid=pid, output=log[-600:],
-                       waited_s=READY_TIMEOUT_S)
+                       waited_s=READY_TIMEOUT_S, exited=not jvm.alive(svc, pid))
         return 0
     history.append("host", svc.name, event="started", what="service", pid=pid)
     pools = next((line[len(POOLS_LINE):] for line in log.splitlines()

@@ -79,6 +79,14 @@ def test_a_service_that_does_not_start_fails_with_its_output() -> None:
     assert "could not create" in v.reasons[0]
 
 
+def test_a_jvm_that_exits_at_start_fails_saying_so() -> None:
+    events = history(failed=True)
+    events[-1].fields["exited"] = True
+    v = check(events, P)
+    assert v.outcome is Outcome.FAIL
+    assert "exited before it answered HTTP: Unrecognized VM option 'Bogus'" in v.reasons[0]
+
+
 def test_no_service_start_is_inconclusive() -> None:
     v = check(history(started=False, n=0), P)
     assert v.outcome is Outcome.INCONCLUSIVE and "never started" in v.reasons[0]
