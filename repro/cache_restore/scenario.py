@@ -5,8 +5,9 @@ Roles: `build` (the build host: it holds the tarball and runs the restore step) 
 names resolved by Docker's DNS). The runner is the observer. Steps:
 
 1. make the cache on the runner (cache.py: a .tar.gz and the manifest of every file's hash);
-2. start the hosts; run the configuration's `host_init` on every one (as in mtu_wedge,
-   repro.harness.hostinit); copy the tarball to the build host, make DEST on each target;
+2. start the hosts; run the configuration's `host_init` on every one (as in mtu_wedge:
+   repro.harness.workloads.hostinit); copy the tarball to the build host, make DEST on
+   each target;
 3. arm the meter (meter.py: bytes the build host sends each target) and, with `cut` =
    "half", the cut on the middle target (cut.py: its connection reset once half the
    tarball has gone to it; kept until the step ends);
@@ -30,13 +31,13 @@ from repro.harness.checks import Outcome, Verdict, run_checker
 from repro.harness.envelope import envelope
 from repro.harness.faults.base import injected, record_measure
 from repro.harness.history import History
-from repro.harness.hostinit import apply_host_init
 from repro.harness.hosts import open_hosts
 from repro.harness.hosts.base import Host
 from repro.harness.probes.heartbeat import Heartbeat
 from repro.harness.procs import eventually
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
+from repro.harness.workloads.hostinit import apply_host_init
 
 INCIDENT = "cache_restore"
 CACHE_PATH = "/tmp/repro-cache.tar.gz"

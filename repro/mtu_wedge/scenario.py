@@ -23,12 +23,12 @@ from repro.harness.faults.base import injected
 from repro.harness.faults.mtu import df_probe, read_mtu
 from repro.harness.faults.ssh_flood import SshFlood
 from repro.harness.history import History
-from repro.harness.hostinit import apply_host_init
 from repro.harness.hosts import open_hosts
 from repro.harness.hosts.base import Host
 from repro.harness.probes.heartbeat import Heartbeat
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
+from repro.harness.workloads.hostinit import apply_host_init
 from repro.mtu_wedge import check
 from repro.mtu_wedge.config import MtuWedgeConfig
 

@@ -4,7 +4,7 @@ Model: the script is copied to every host of the run and run there as root, once
 is up, in the order given; each run is one `host` event=init in the history (exit code and
 the tail of its output). The first host on which it fails stops the rest: a host whose init
 failed is not the machine under test. Used by mtu_wedge (its `host_init` key) and by every
-incident whose table takes a `host_init` "as in mtu_wedge".
+incident whose table takes a `host_init` "as in mtu_wedge" (cache_restore).
 """
 
 from __future__ import annotations
