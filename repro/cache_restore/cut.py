@@ -70,10 +70,9 @@ class CutMidStream:
             f"add @cutoff {{ ip saddr }} counter name resets {RESET}\n  }}\n"
             "  chain egress {\n    type filter hook output priority -10; policy accept;\n"
             f"    ip daddr @cutoff tcp sport {port} {NO_RST} {RESET}\n  }}\n}}\n")
-        self.target.put(rules.encode(), f"/tmp/{self.table}.nft", 0o600)
         self._installed = True
-        res = self.target.run(f"nft -f /tmp/{self.table}.nft; rc=$?; rm -f /tmp/{self.table}.nft;"
-                              " exit $rc", timeout=CMD_TIMEOUT_S, check=False)
+        res = self.target.run("nft -f -", stdin=rules.encode(), timeout=CMD_TIMEOUT_S,
+                              check=False)
         applied = Applied(self.name, self.target.name,
                           {"after_bytes": self.after_bytes, "from": b, "table": self.table})
         if not res.ok:

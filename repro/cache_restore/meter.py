@@ -60,9 +60,7 @@ class Meter:
         text = (f"table inet {self.table} {{\n{counters}  counter resets {{}}\n"
                 "  chain egress {\n    type filter hook output priority -5; policy accept;\n"
                 f"{rules}  }}\n{resets}}}\n")
-        self.build.put(text.encode(), f"/tmp/{self.table}.nft", 0o600)
-        self.build.run(f"nft -f /tmp/{self.table}.nft; rc=$?; rm -f /tmp/{self.table}.nft; "
-                       "exit $rc", timeout=CMD_TIMEOUT_S)
+        self.build.run("nft -f -", stdin=text.encode(), timeout=CMD_TIMEOUT_S)
 
     def read(self) -> Reading | None:
         """The counters now; None when the build host did not answer."""

@@ -33,8 +33,7 @@ from repro.harness.faults.base import injected, record_measure
 from repro.harness.history import History
 from repro.harness.hosts import open_hosts
 from repro.harness.hosts.base import Host
-from repro.harness.probes.heartbeat import Heartbeat
-from repro.harness.procs import eventually
+from repro.harness.probes.heartbeat import Heartbeat, wait_baseline
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
 from repro.harness.workloads.hostinit import apply_host_init
@@ -44,8 +43,6 @@ CACHE_PATH = "/tmp/repro-cache.tar.gz"
 DEST = "/tmp/repro-restore"
 STEP = "/tmp/repro-restore-step"
 GRACE_S = 10.0        # past the budget, the step is killed
-BASELINE_SAMPLES = 4
-BASELINE_TIMEOUT_S = 15.0
 SETTLE_S = 1.0        # observation after the step, not synchronisation
 CMD_TIMEOUT_S = 60.0
 OUTPUT_KEEP = 8000    # characters of the step's output kept (its end)
@@ -100,7 +97,7 @@ def _restore_and_observe(run_ctx: Run, cfg: CacheRestoreConfig, build: Host,
                           interval_s=cfg.heartbeat_interval_s)
     build.put(cfg.restore.read_bytes(), STEP, 0o755)
     with heartbeat, ExitStack() as stack:
-        if not _baseline(history, build.name):
+        if not wait_baseline(history, build.name):
             return Verdict(Outcome.INCONCLUSIVE,
                            (f"no healthy heartbeat from {build.name} before the restore",), {})
         if cut is not None:
@@ -139,10 +136,3 @@ def _verify(targets: list[Host], history: History) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         for t, files, answered in pool.map(tree, targets):
             history.append("tree", t.name, dest=DEST, files=files, answered=answered)
-
-
-def _baseline(history: History, host: str) -> bool:
-    def healthy() -> bool:
-        return sum(1 for e in history.events() if e.kind == "probe" and e.host == host
-                   and e.get("ok")) >= BASELINE_SAMPLES
-    return eventually(healthy, timeout=BASELINE_TIMEOUT_S)

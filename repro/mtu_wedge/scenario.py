@@ -25,7 +25,7 @@ from repro.harness.faults.ssh_flood import SshFlood
 from repro.harness.history import History
 from repro.harness.hosts import open_hosts
 from repro.harness.hosts.base import Host
-from repro.harness.probes.heartbeat import Heartbeat
+from repro.harness.probes.heartbeat import Heartbeat, wait_baseline
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
 from repro.harness.workloads.hostinit import apply_host_init
@@ -33,8 +33,6 @@ from repro.mtu_wedge import check
 from repro.mtu_wedge.config import MtuWedgeConfig
 
 INCIDENT = "mtu_wedge"
-BASELINE_SAMPLES = 4
-BASELINE_TIMEOUT_S = 15.0
 SAMPLE_EVERY_S = 0.5
 SETTLE_S = check.RECOVERY_S + 1.5  # long enough to see frozen sessions answer again
 
@@ -71,7 +69,7 @@ def _flood_and_observe(run_ctx: Run, cfg: MtuWedgeConfig, target: Host, client: 
     heartbeat = Heartbeat(history, target.name, target.address, run_ctx.key.private_path,
                           interval_s=cfg.heartbeat_interval_s)
     with heartbeat:
-        if not _wait_baseline(history, target.name):
+        if not wait_baseline(history, target.name):
             return Verdict(Outcome.INCONCLUSIVE,
                            (f"no healthy heartbeat from {target.name} before the flood",), {})
         flood = SshFlood(client=client, target=target, streams=cfg.streams, history=history)
@@ -84,15 +82,3 @@ def _flood_and_observe(run_ctx: Run, cfg: MtuWedgeConfig, target: Host, client: 
             flood.sample()
         time.sleep(SETTLE_S)  # observation window after the flood, not synchronisation
     return run_checker(check.check, history.events(), params)
-
-
-def _wait_baseline(history: History, host: str) -> bool:
-    deadline = time.monotonic() + BASELINE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        healthy = [e for e in history.events() if e.kind == "probe" and e.host == host
-                   and e.get("ok")]
-        if len(healthy) >= BASELINE_SAMPLES:
-            return True
-        time.sleep(0.05)  # condition poll
-    return False
-
