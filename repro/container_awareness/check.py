@@ -11,8 +11,9 @@ Composed (repro.harness.rules) of: the service started (else fail: the configura
 test does not run); the figures; throughput; latency; then why the run proves nothing: the
 load was not offered as asked, or the observer stalled across too many of the requests to
 time them (inconclusive, listed beside any failure). A request in flight across a stall of
-the observer (load.py) is excused from the latency verdict, never from the throughput one:
-a stalled observer makes answers look late, never makes them missing.
+the observer (load.py), or sent more than LATE_S late by it, is excused from the latency
+verdict, never from the throughput one: a stalled observer makes answers look late, never
+makes them missing. The warm-up's requests (`phase="warmup"`) are not judged.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from repro.harness.rules import Findings, compose, fail, inconclusive, merge
 
 MIN_OFFERED = 0.95   # of rate x duration_s: the load was offered as asked
 MAX_EXCUSED = 0.2    # of the requests: more than this in flight across stalls proves nothing
+LATE_S = 0.25        # a request the generator sent this late was sent by a starved observer
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,10 @@ def check(events: list[Event], p: Params) -> Verdict:
 
 def observe(events: list[Event], p: Params) -> Observed:
     requests = [e for e in of_kind(events, "op") if e.host == p.host
-                and e.get("name") == "request"]
+                and e.get("name") == "request" and e.get("phase") != "warmup"]
     stalls = [(float(e.get("start")), float(e.get("end"))) for e in of_kind(events, "observer")
               if e.get("name") == "stall"]
-    excused = [e for e in requests if any(
+    excused = [e for e in requests if float(e.get("lag_s") or 0) > LATE_S or any(
         float(e.get("sent_t")) - float(e.get("lag_s") or 0) <= end
         and start <= float(e.get("sent_t")) + float(e.get("latency_s")) for start, end in stalls)]
     return Observed(requests, stalls, excused, _seen(events, p.host))
@@ -87,6 +89,7 @@ def _seen(events: list[Event], host: str) -> dict[str, object]:
             seen["service_saw_processors"] = e.get("available_processors")
         elif e.get("what") == "cpu_quota":
             seen["cpu_quota"] = e.get("cpus")
+            seen["cpu_shares"] = e.get("shares")
     threads = [int(e.get("value")) for e in of_kind(events, "series")
                if e.host == host and e.get("name") == "live threads"]
     seen["live_threads_max"] = max(threads, default=None)
@@ -172,7 +175,7 @@ def _not_in_effect(o: Observed, p: Params) -> Findings:
             "did not take effect"))
     if o.requests and len(o.excused) > MAX_EXCUSED * len(o.requests):
         found = merge(found, inconclusive(
-            f"the observer stalled for {sum(b - a for a, b in o.stalls):.1f} s across "
-            f"{len(o.excused)} of {len(o.requests)} requests (limit {MAX_EXCUSED:.0%}): "
-            "their latency could not be timed"))
+            f"the observer was starved: it stalled for {sum(b - a for a, b in o.stalls):.1f} s "
+            f"or sent late (over {LATE_S:g} s) {len(o.excused)} of {len(o.requests)} requests "
+            f"(limit {MAX_EXCUSED:.0%}): their latency could not be timed"))
     return found

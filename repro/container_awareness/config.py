@@ -25,11 +25,12 @@ class ContainerAwarenessConfig:
     java_options: Path = Path("container_awareness/fixed.options")  # JDK argument file
     cpus: float = 1.0                     # the service container's CPU quota
     service: Path = Path("container_awareness/Service.java")  # Java source (one class) or jar
-    rate: float = 60.0                    # offered requests per second, open loop
+    rate: float = 40.0                    # offered requests per second, open loop
     min_throughput: float = 0.9           # fraction of the offered load that must be delivered
     p99_ms: float = 1000.0                # longest tolerated 99th percentile latency
-    duration_s: float = 15.0              # how long the load is offered
-    downstream_ms: float = 100.0          # the blocking downstream work of each request
+    duration_s: float = 15.0              # how long the load is offered (and judged)
+    warmup_s: float = 3.0                 # load offered first and not judged (JIT warm-up)
+    downstream_ms: float = 150.0          # the blocking downstream work of each request
     request_timeout_s: float = 5.0        # a request not answered by then was not delivered
     provider: str = "docker"
 
@@ -50,6 +51,8 @@ class ContainerAwarenessConfig:
                              "(requests in flight at once, each an open socket on the runner)")
         if not 0 < self.min_throughput <= 1:
             raise ValueError("min_throughput is a fraction of the offered load: (0, 1]")
+        if self.warmup_s < 0:
+            raise ValueError("warmup_s must not be negative")
         if min(self.p99_ms, self.duration_s, self.downstream_ms, self.request_timeout_s) <= 0:
             raise ValueError("p99_ms, duration_s, downstream_ms and request_timeout_s must be "
                              "positive")

@@ -33,7 +33,7 @@ from repro.harness.checks import Outcome, Verdict, run_checker
 from repro.harness.envelope import envelope
 from repro.harness.history import History, of_kind
 from repro.harness.hosts.base import Host, parse_provider
-from repro.harness.hosts.docker import BASE_IMAGE, DockerProvider
+from repro.harness.hosts.docker import BASE_IMAGE, DockerHost, DockerProvider
 from repro.harness.procs import eventually
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
@@ -41,10 +41,17 @@ from repro.harness.run import Run
 INCIDENT = "container_awareness"
 PORT = 8080
 DOWNSTREAM_PORT = 9000
+# A container's CPU weight against everything else on the runner (1024: one ordinary process,
+# however many threads it runs). With other work on this shared 2-core machine (load
+# average 10-20 measured), a 1024-share container got a fraction of its 1-CPU quota and the
+# fixed service timed out; in production a quota on a large machine is what it gets. The
+# quota stays the cap (what the JVM detects); the weight only makes it attainable here.
+CPU_SHARES = 8192
 READY_TIMEOUT_S = 60.0   # a JVM under a 1-CPU quota on a loaded runner: 1-5 s measured
 SAMPLE_EVERY_S = 1.0
 OPTIONS = "/tmp/repro-java.options"
 POOLS_LINE = "repro-pools "
+SHARES = "cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.weight"
 # the cgroup's CPU quota as "QUOTA PERIOD" (v2: cpu.max; v1: cfs_quota_us / cfs_period_us)
 QUOTA = ("cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)"
          " $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)")
@@ -84,10 +91,14 @@ def run(run_ctx: Run, cfg: ContainerAwarenessConfig, label: str,
 
 @contextlib.contextmanager
 def _hosts(cfg: ContainerAwarenessConfig, run_ctx: Run) -> Iterator[dict[str, Host]]:
-    """The service host with the configuration's CPU quota, the downstream with the cap."""
+    """The service host with the configuration's CPU quota, the downstream with the cap;
+    both with CPU_SHARES, so that the quota is what they get on a busy runner."""
     image = parse_provider(cfg.provider)[1] or BASE_IMAGE
     with DockerProvider(image, cpus={"service": cfg.cpus}).hosts(
             run_ctx, ["service", "downstream"]) as hosts:
+        for host in hosts.values():
+            assert isinstance(host, DockerHost)
+            host.container.update(cpu_shares=CPU_SHARES)
         yield hosts
 
 
@@ -97,7 +108,9 @@ def _observe_quota(svc: Host, history: History) -> None:
     if len(words) == 2 and words[1].isdigit() and words[0].lstrip("-").isdigit() \
             and int(words[0]) > 0:
         quota = round(int(words[0]) / int(words[1]), 3)
-    history.append("observe", svc.name, what="cpu_quota", cpus=quota)
+    shares = svc.run(SHARES, timeout=jvm.CMD_TIMEOUT_S, check=False).stdout.strip()
+    history.append("observe", svc.name, what="cpu_quota", cpus=quota,
+                   shares=int(shares) if shares.isdigit() else None)
 
 
 def _start_downstream(down: Host, harness: jvm.Program, cfg: ContainerAwarenessConfig,
@@ -178,7 +191,7 @@ def _offer_load(svc: Host, pid: int, cfg: ContainerAwarenessConfig, history: His
     thread.start()
     try:
         drive(Load(svc.name, svc.address, PORT, cfg.rate, cfg.duration_s,
-                   cfg.request_timeout_s), history)
+                   cfg.request_timeout_s, cfg.warmup_s), history)
     finally:
         sampler.stop.set()
         thread.join(timeout=jvm.CMD_TIMEOUT_S + 5)
