@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from repro.harness.hosts.base import parse_provider
+
 CUTS = ("none", "half")
 MAX_TARGETS = 40  # containers of one run (each a host with sshd); 13 start in ~3 s here
 
@@ -38,3 +40,6 @@ class CacheRestoreConfig:
             raise ValueError("cache_mb must be between 0.5 and 512, files between 1 and 20000")
         if not 0.05 <= self.heartbeat_interval_s <= self.max_gap_s:
             raise ValueError("heartbeat_interval_s must be between 0.05 and max_gap_s")
+        if parse_provider(self.provider)[0] != "docker":
+            raise ValueError('provider must be "docker" (or docker:IMAGE): the targets are '
+                             "containers of one run")

@@ -20,6 +20,7 @@ names resolved by Docker's DNS). The runner is the observer. Steps:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -31,14 +32,21 @@ from repro.harness.checks import Outcome, Verdict, run_checker
 from repro.harness.envelope import envelope
 from repro.harness.faults.base import injected, record_measure
 from repro.harness.history import History
-from repro.harness.hosts import open_hosts
-from repro.harness.hosts.base import Host
+from repro.harness.hosts.base import Host, parse_provider
+from repro.harness.hosts.docker import BASE_IMAGE, DockerProvider
 from repro.harness.probes.heartbeat import Heartbeat, wait_baseline
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
 from repro.harness.workloads.hostinit import apply_host_init
 
 INCIDENT = "cache_restore"
+# CPU quota of each host. The provider's cap (cpu_cap) shares 1.5 CPUs among a run's hosts,
+# at least 0.25 each: 13 hosts get the floor, which presumes all of them busy at once. A
+# restore keeps two hosts busy (serial) or the build host (parallel: it encrypts every
+# stream); at 0.25 CPU one ssh login took 1 s and 4 MB into `tar -xzf -` 2 s more, so the
+# serial restore of 12 took 27-35 s. Half a CPU each leaves the observer its share when two
+# are busy; when all are, the heartbeat (nice -10) and the observer-starved rule cover it.
+HOST_CPUS = 0.5
 CACHE_PATH = "/tmp/repro-cache.tar.gz"
 DEST = "/tmp/repro-restore"
 STEP = "/tmp/repro-restore-step"
@@ -59,7 +67,7 @@ def run(run_ctx: Run, cfg: CacheRestoreConfig, label: str, expect: Outcome = Out
     with envelope(run_ctx, INCIDENT, label, cfg.restore, cfg.provider, expect) as env:
         made = cache.make(run_ctx.scratch, cfg.cache_mb, cfg.files)
         env.history.append("cache", "", size=made.size, files=made.manifest)
-        with open_hosts(cfg.provider, run_ctx, roles(cfg.targets)) as hosts:
+        with _hosts(cfg, run_ctx) as hosts:
             build = hosts["build"]
             targets = [hosts[r] for r in roles(cfg.targets)[1:]]
             env.target = build.name
@@ -76,6 +84,14 @@ def run(run_ctx: Run, cfg: CacheRestoreConfig, label: str, expect: Outcome = Out
                                       budget_s=cfg.budget_s, max_gap_s=cfg.max_gap_s)
                 verdict = run_checker(check.check, env.history.events(), params)
         return env.result(verdict)
+
+
+def _hosts(cfg: CacheRestoreConfig, run_ctx: Run
+           ) -> contextlib.AbstractContextManager[dict[str, Host]]:
+    """The build host and the targets, each with HOST_CPUS."""
+    image = parse_provider(cfg.provider)[1] or BASE_IMAGE
+    names = roles(cfg.targets)
+    return DockerProvider(image, cpus=dict.fromkeys(names, HOST_CPUS)).hosts(run_ctx, names)
 
 
 def _stage(build: Host, targets: list[Host], made: cache.Cache) -> None:
