@@ -79,6 +79,7 @@ class Observed:
     cut_target: str            # "" when no cut was asked for
     cut: dict[str, object] = field(default_factory=dict)   # its fault.measure
     peak_streams: int = 0      # most targets receiving data at once (the meter)
+    mtu: int | None = None     # the build host's, after its host init
 
     @property
     def incomplete(self) -> list[Tree]:
@@ -117,7 +118,9 @@ def observe(events: list[Event], p: Params) -> Observed | None:
                     str(step.get("output") or ""),
                     [e for e in of_kind(events, "probe") if e.host == p.build],
                     starts[-1].host if starts else "",
-                    dict(measures[-1].fields) if measures else {}, peak_streams(events))
+                    dict(measures[-1].fields) if measures else {}, peak_streams(events),
+                    next((int(e.get("mtu")) for e in of_kind(events, "observe")
+                          if e.host == p.build and e.get("mtu")), None))
 
 
 def peak_streams(events: list[Event]) -> int:
@@ -159,6 +162,7 @@ def _figures(o: Observed, p: Params) -> Findings:
         "cut_at_mb": round(int(str(o.cut.get("seen_bytes", 0))) / 1e6, 2) if o.cut else None,
         "longest_gap_s": round(max((g.length for g in _gaps(o)), default=0.0), 3),
         "peak_streams": o.peak_streams,
+        "build_mtu": o.mtu,
     })
 
 

@@ -30,7 +30,9 @@ from repro.cache_restore.config import CacheRestoreConfig
 from repro.cache_restore.cut import CutMidStream
 from repro.harness.checks import Outcome, Verdict, run_checker
 from repro.harness.envelope import envelope
+from repro.harness.errors import HostCommandError
 from repro.harness.faults.base import injected, record_measure
+from repro.harness.faults.mtu import read_mtu
 from repro.harness.history import History
 from repro.harness.hosts.base import Host, parse_provider
 from repro.harness.hosts.docker import BASE_IMAGE, DockerProvider
@@ -76,6 +78,9 @@ def run(run_ctx: Run, cfg: CacheRestoreConfig, label: str, expect: Outcome = Out
             failure = apply_host_init(hosts.values(), cfg.host_init, env.history)
             if failure:
                 return env.result(Verdict(Outcome.FAIL, (failure,), {}))
+            for host in (build, targets[0]):
+                with contextlib.suppress(HostCommandError, ValueError):
+                    env.history.append("observe", host.name, mtu=read_mtu(host))
             _stage(build, targets, made)
             verdict = _restore_and_observe(run_ctx, cfg, build, targets, made, env.history)
             if verdict is None:

@@ -26,7 +26,7 @@ def history(exit_code: int | None = 0, output: str = "", elapsed: float = 5.0,
     """The cache, heartbeats of the build host every `every` s (failing inside `down`),
     the step from t=2 to 2+elapsed with `exit_code` and `output`, the cut armed on `cut`,
     and each target's tree: whole, or only its first `partial[target]` files."""
-    events = [ev(0.0, "cache", "", size=1000, files=MANIFEST)]
+    events = [ev(0.0, "cache", "", size=1000, files=MANIFEST), ev(0.5, "observe", mtu=1400)]
     for i in range(1, round(end / every) + 1):
         t = round(i * every, 3)
         ok = not (down and down[0] <= t < down[1])
@@ -54,6 +54,7 @@ def test_a_whole_restore_with_nothing_cut_passes() -> None:
     v = check(history(cut=None), P)
     assert v.outcome is Outcome.PASS, v.reasons
     assert v.figures["targets_complete"] == 3 and v.figures["files_lost"] == 0
+    assert v.figures["build_mtu"] == 1400
 
 
 def test_a_partial_tree_behind_exit_0_is_data_loss_naming_the_files() -> None:
