@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from repro.harness import cleanup, incidents, names, shards, xdist
+from repro.harness import cleanup, incidents, names, progress, provenance, shards, xdist
 from repro.harness import config as cfgfile
 from repro.harness.checks import Outcome
 from repro.harness.errors import ConfigError, PrerequisiteError
@@ -125,6 +125,7 @@ class Session:
     shard_nodeids: list[str] = field(default_factory=list)
     distributed: bool = False      # under pytest-xdist (repro.harness.xdist)
     merged: Any = None             # the controller's: (merged report, its folder)
+    provenance: dict[str, Any] = field(default_factory=dict)  # of the run, once it starts
 
     def __repr__(self) -> str:  # short: pytest prints it in every failing test's traceback
         return (f"Session(run={self.run.run_id if self.run else None}, "
@@ -134,6 +135,7 @@ class Session:
         if self.run is None:
             cleanup.reap(all_runs=False)
             self.run = start_run(self.reports_root, *self.identity())
+            self.provenance = provenance.of_run()
         return self.run
 
     def identity(self) -> tuple[str | None, str]:
@@ -173,11 +175,14 @@ class Session:
     def report(self) -> RunReport:
         return RunReport(self.run.run_id if self.run else "", self.results,
                          list(self.tests.values()), self.other_failures, self.exit_status,
-                         self.finished)
+                         self.finished, self.provenance)
 
     def _write(self) -> None:
         assert self.run
         out = self.run.reports
+        if "qemu_image" in self.provenance:
+            self.provenance["qemu_mode"] = provenance.qemu_mode() or \
+                self.provenance.get("qemu_mode", "")
         rep = self.report()
         record.write_report_json(rep, out / "results.json")
         summary.write_markdown(rep, out / "summary.md")
@@ -245,6 +250,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    progress.configure(config.option.verbose >= 0 and not hasattr(config, "workerinput"))
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
 
