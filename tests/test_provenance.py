@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from repro.harness import incidents, replay
 from repro.harness import config as cfgfile
+from repro.harness import incidents, replay
 from repro.harness.checks import Outcome, Verdict
 from repro.harness.errors import ConfigError
 from repro.harness.provenance import of_config, sha256
