@@ -35,20 +35,20 @@ from repro.harness.faults.base import injected, record_measure
 from repro.harness.faults.mtu import read_mtu
 from repro.harness.history import History
 from repro.harness.hosts.base import Host, parse_provider
-from repro.harness.hosts.docker import BASE_IMAGE, DockerProvider
+from repro.harness.hosts.docker import BASE_IMAGE, DockerProvider, cpu_cap
 from repro.harness.probes.heartbeat import Heartbeat, wait_baseline
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
 from repro.harness.workloads.hostinit import apply_host_init
 
 INCIDENT = "cache_restore"
-# CPU quota of each host. The provider's cap (cpu_cap) shares 1.5 CPUs among a run's hosts,
-# at least 0.25 each: 13 hosts get the floor, which presumes all of them busy at once. A
-# restore keeps two hosts busy (serial) or the build host (parallel: it encrypts every
-# stream); at 0.25 CPU one ssh login took 1 s and 4 MB into `tar -xzf -` 2 s more, so the
-# serial restore of 12 took 27-35 s. Half a CPU each leaves the observer its share when two
-# are busy; when all are, the heartbeat (nice -10) and the observer-starved rule cover it.
-HOST_CPUS = 0.5
+# CPU quota of each host: the provider's cap for a run of BUSY_HOSTS hosts. Its cap for 13
+# (cpu_cap shares 1.5 CPUs among a run's hosts, at least 0.25 each) presumes all 13 busy at
+# once; a restore keeps two busy (serial: the build host and one target) or mostly the
+# build host (parallel: it encrypts every stream). At 0.25 CPU one ssh login took 1 s and
+# 4 MB into `tar -xzf -` 2 s more: the serial restore of 12 took 27-35 s; at 0.5, 15-22 s.
+# When more are busy, the heartbeat (nice -10) and the observer-starved rule cover it.
+BUSY_HOSTS = 3
 CACHE_PATH = "/tmp/repro-cache.tar.gz"
 DEST = "/tmp/repro-restore"
 STEP = "/tmp/repro-restore-step"
@@ -93,10 +93,12 @@ def run(run_ctx: Run, cfg: CacheRestoreConfig, label: str, expect: Outcome = Out
 
 def _hosts(cfg: CacheRestoreConfig, run_ctx: Run
            ) -> contextlib.AbstractContextManager[dict[str, Host]]:
-    """The build host and the targets, each with HOST_CPUS."""
+    """The build host and the targets, each with the quota of a run of BUSY_HOSTS (0.5 CPU
+    here, less under pytest-xdist)."""
     image = parse_provider(cfg.provider)[1] or BASE_IMAGE
     names = roles(cfg.targets)
-    return DockerProvider(image, cpus=dict.fromkeys(names, HOST_CPUS)).hosts(run_ctx, names)
+    return DockerProvider(image, cpus=dict.fromkeys(names, cpu_cap(BUSY_HOSTS))).hosts(
+        run_ctx, names)
 
 
 def _stage(build: Host, targets: list[Host], made: cache.Cache) -> None:

@@ -34,13 +34,13 @@ import contextlib
 import os
 import re
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.harness import names
 from repro.harness.errors import FaultError
-from repro.harness.faults.base import Applied
+from repro.harness.faults.base import Applied, machine_of
 from repro.harness.faults.link import CMD_TIMEOUT_S
 from repro.harness.hosts.base import Host
 from repro.harness.procs import eventually
@@ -53,6 +53,7 @@ SETTLE_TIMEOUT_S = 10.0
 @dataclass
 class PauseHost:
     host: Host
+    clock: Callable[[], float] | None = None  # the history's: fault.start at the pause itself
     name: str = "pause"
     kind: str = ""          # "docker pause" or "SIGSTOP qemu" once injected
     _paused: bool = field(default=False, init=False)
@@ -62,8 +63,8 @@ class PauseHost:
         return self.host.name
 
     def inject(self) -> Applied:
-        container = getattr(self.host, "container", None)
-        vm = getattr(self.host, "vm", None)
+        container, qemu_pid = machine_of(self.host)
+        began = self.clock() if self.clock else None
         if container is not None:
             self.kind = "docker pause"
             container.pause()
@@ -72,31 +73,33 @@ class PauseHost:
             state = container.attrs["State"]["Status"]
             measured = {"state": state}
             shortfall = "" if state == "paused" else f"the container is {state}, not paused"
-        elif vm is not None and vm.proc is not None:
+        elif qemu_pid is not None:
             self.kind = "SIGSTOP qemu"
-            os.kill(vm.proc.pid, signal.SIGSTOP)
+            os.kill(qemu_pid, signal.SIGSTOP)
             self._paused = True
-            state = _proc_state(vm.proc.pid)
+            # the stop is delivered asynchronously: wait for it (every thread stopped)
+            eventually(lambda: _proc_state(qemu_pid) == "T", timeout=SETTLE_TIMEOUT_S)
+            state = _proc_state(qemu_pid)
             measured = {"state": state}
             shortfall = "" if state == "T" else f"the QEMU process is in state {state!r}"
         else:
             raise FaultError(f"{self.host.name}: pausing a whole host needs a Docker or QEMU "
                              "host (StopProcessGroup pauses processes on any host)")
-        return Applied(self.name, self.host.name, {"how": self.kind}, measured, shortfall)
+        return Applied(self.name, self.host.name, {"how": self.kind}, measured, shortfall,
+                       began_t=began)
 
     def heal(self) -> None:
         if not self._paused:
             return
         self._paused = False
-        container = getattr(self.host, "container", None)
-        vm = getattr(self.host, "vm", None)
+        container, qemu_pid = machine_of(self.host)
         if container is not None:
             import docker.errors
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.unpause()
-        elif vm is not None and vm.proc is not None:
+        elif qemu_pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(vm.proc.pid, signal.SIGCONT)
+                os.kill(qemu_pid, signal.SIGCONT)
 
 
 @dataclass
@@ -154,7 +157,7 @@ class StopProcessGroup:
         return f"{self.host.name}:pgid {self.pgid}"
 
     def inject(self) -> Applied:
-        self.host.run(f"kill -STOP -- -{self.pgid}", timeout=CMD_TIMEOUT_S)
+        self.host.run(f"kill -STOP -{self.pgid}", timeout=CMD_TIMEOUT_S)
         self._stopped = True
         states = self.host.run(f"ps -eo pgid=,stat= | awk '$1 == {self.pgid} {{print $2}}'",
                                timeout=CMD_TIMEOUT_S, check=False).stdout.split()
@@ -167,7 +170,7 @@ class StopProcessGroup:
     def heal(self) -> None:
         if self._stopped:
             self._stopped = False
-            self.host.run(f"kill -CONT -- -{self.pgid} 2>/dev/null; true",
+            self.host.run(f"kill -CONT -{self.pgid} 2>/dev/null; true",
                           timeout=CMD_TIMEOUT_S, check=False)
 
 
