@@ -81,9 +81,11 @@ def run(run_ctx: Run, cfg: CacheRestoreConfig, label: str, expect: Outcome = Out
             for host in (build, targets[0]):
                 with contextlib.suppress(HostCommandError, ValueError):
                     env.history.append("observe", host.name, mtu=read_mtu(host))
+            env.history.append("phase", build.name, name="staging the cache")
             _stage(build, targets, made)
             verdict = _restore_and_observe(run_ctx, cfg, build, targets, made, env.history)
             if verdict is None:
+                env.history.append("phase", build.name, name="verifying every tree")
                 _verify(targets, env.history)
                 params = check.Params(build=build.name, targets=tuple(t.name for t in targets),
                                       budget_s=cfg.budget_s, max_gap_s=cfg.max_gap_s)
@@ -140,6 +142,7 @@ def _restore_and_observe(run_ctx: Run, cfg: CacheRestoreConfig, build: Host,
 def _run_step(build: Host, targets: list[Host], cfg: CacheRestoreConfig, history: History
               ) -> None:
     env = {"CACHE": CACHE_PATH, "TARGETS": " ".join(t.name for t in targets), "DEST": DEST}
+    history.append("phase", build.name, name="restore step")
     history.append("op", build.name, name="restore_start", env=env)
     started = time.monotonic()
     res = build.run(STEP, timeout=cfg.budget_s + GRACE_S, env=env, check=False)

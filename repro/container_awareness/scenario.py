@@ -60,6 +60,7 @@ QUOTA = ("cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cp
 def run(run_ctx: Run, cfg: ContainerAwarenessConfig, label: str,
         expect: Outcome = Outcome.PASS) -> IncidentResult:
     with envelope(run_ctx, INCIDENT, label, cfg.java_options, cfg.provider, expect) as env:
+        env.history.append("phase", "", name="javac")
         try:
             harness = jvm.harness_program(run_ctx.scratch)
             service = jvm.service_program(cfg.service, run_ctx.scratch)
@@ -76,6 +77,7 @@ def run(run_ctx: Run, cfg: ContainerAwarenessConfig, label: str,
             harness.install(down)
             service.install(svc)
             svc.put(cfg.java_options.read_bytes(), OPTIONS)
+            env.history.append("phase", svc.name, name="starting the JVMs")
             if not _start_downstream(down, harness, cfg, env.history):
                 return env.result(Verdict(Outcome.INCONCLUSIVE, (
                     f"the harness's downstream on {down.name} never listened",), {}))
@@ -186,6 +188,7 @@ def _offer_load(svc: Host, pid: int, cfg: ContainerAwarenessConfig, history: His
     reported = of_kind(history.events(), "observe")
     pools = next(({f"{k} (pool)": int(e.get(k)) for k in ("workers", "connections")
                    if e.get(k) is not None} for e in reported if e.get("what") == "pools"), {})
+    history.append("phase", svc.name, name="offering load")
     sampler = _ThreadSampler(svc, pid, history, pools, threading.Event())
     thread = threading.Thread(target=sampler.loop, daemon=True, name="jvm-threads")
     thread.start()
