@@ -20,7 +20,7 @@ import pytest
 from repro.harness.faults import pause
 from repro.harness.faults.base import injected
 from repro.harness.faults.kill import KillHost, KillProcess, answers
-from repro.harness.faults.pause import FreezeProcesses, PauseHost
+from repro.harness.faults.pause import FreezeProcesses, PauseHost, StopProcessGroup
 from repro.harness.history import History
 from repro.harness.hosts.base import Host
 from repro.harness.procs import free_port
@@ -101,3 +101,16 @@ def test_killed_process_and_host_are_gone(hosts: dict[str, Host]) -> None:
         assert applied.effective, applied.shortfall
         assert applied.measured == {"answers_tcp": False}
     assert not answers(host.address)
+
+
+@pytest.mark.docker
+def test_a_stopped_process_group_is_stopped_then_continued(hosts: dict[str, Host]) -> None:
+    host = hosts["paused"]
+    pgid = int(host.run("setsid sh -c 'sleep 600 & sleep 600' >/dev/null 2>&1 < /dev/null & "
+                        "echo $!", timeout=10).stdout)
+    states = f"ps -eo pgid=,stat= | awk '$1 == {pgid} {{print $2}}'"
+    with injected(StopProcessGroup(host, pgid), History(None)) as applied:
+        assert applied.effective, applied.shortfall
+        assert applied.measured["processes_stopped"] == 3
+    assert not [s for s in host.run(states, timeout=10).stdout.split() if s.startswith("T")]
+    host.run(f"kill -KILL -{pgid}", timeout=10)

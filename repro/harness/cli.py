@@ -92,6 +92,23 @@ def _minutes(text: str) -> float:
     return value
 
 
+def _shard(text: str) -> str:
+    from repro.harness.shards import Shard
+    try:
+        Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _run_id(text: str) -> str:
+    from repro.harness.shards import check_run_id
+    try:
+        return check_run_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _parser() -> argparse.ArgumentParser:
     reports = Path.cwd() / "reports"  # the working directory's, wherever repro is installed
     p = _Parser(prog="repro", description="Postmortems as reproductions.")
@@ -108,6 +125,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--provider")
     run.add_argument("--profile", choices=("ci", "full"), default="ci")
     run.add_argument("--reports", type=_folder, default=reports)
+    run.add_argument("--run-id", type=_run_id, metavar="RUNID",
+                     help="the logical run (shared by its shards); report: <reports>/RUNID")
+    run.add_argument("--shard", type=_shard, metavar="I/N",
+                     help="run the I-th of N duration-balanced shares (needs --run-id)")
+    run.add_argument("--durations", type=Path, metavar="FILE",
+                     help="seconds per incident for the shards (a merged run's durations.json)")
+    merge = sub.add_parser("merge", help="combine the shard reports of one run into one")
+    merge.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR")
+    merge.add_argument("--out", type=_folder, help="default: <reports>/RUNID")
+    merge.add_argument("--reports", type=_folder, default=reports)
     sub.add_parser("doctor", help="check every prerequisite and say how to fix it")
     clean = sub.add_parser("cleanup", help="remove every object the harness left on this machine")
     clean.add_argument("--all", action="store_true", dest="include_live",
@@ -203,8 +230,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv += ["--repro-config", str(args.config)]
     if args.provider:
         argv += ["--repro-provider", args.provider]
+    if args.shard and not args.run_id:
+        raise ConfigError("--shard needs --run-id (every shard of one run shares it)")
+    for flag, value in (("--repro-run-id", args.run_id), ("--repro-shard", args.shard),
+                        ("--repro-durations", args.durations)):
+        argv += [flag, str(value)] if value else []
     code = int(pytest.main(argv))
     return {0: EXIT_OK, 1: EXIT_FAILED}.get(code, EXIT_USAGE if code in (3, 4) else EXIT_FAILED)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from repro.harness.report.merge import merge
+    merged, out = merge(args.shards, args.out, args.reports)
+    status = merged.status()
+    print(status.headline)
+    print(f"report: {out / 'summary.md'}\npage:   {out / 'index.html'}")
+    return EXIT_OK if status.state == "good" else EXIT_FAILED
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -319,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"list": lambda: cmd_list(), "run": lambda: cmd_run(args),
                 "new": lambda: cmd_new(args),
                 "doctor": lambda: cmd_doctor(), "cleanup": lambda: cmd_cleanup(args.include_live),
-                "report": lambda: cmd_report(args), "gate": lambda: cmd_gate(args)}
+                "report": lambda: cmd_report(args), "gate": lambda: cmd_gate(args),
+                "merge": lambda: cmd_merge(args)}
     try:
         return commands[args.command]()
     except (ConfigError, PrerequisiteError) as exc:

@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from repro.harness import cleanup, incidents
+from repro.harness import cleanup, incidents, names, shards
 from repro.harness import config as cfgfile
 from repro.harness.checks import Outcome
 from repro.harness.errors import ConfigError, PrerequisiteError
@@ -56,6 +56,7 @@ from repro.harness.report import html, record, summary
 from repro.harness.report.record import RunReport, TestRecord
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run, point_latest, start_run
+from repro.harness.shards import Shard
 from repro.harness.spec import HOST_BACKENDS
 
 UNDER_TEST, PREFIX, BOTH = "under-test", "prefix", "both"
@@ -69,6 +70,7 @@ class Settings:
     provider: str | None
     user_config: bool
     direction: str = BOTH  # --repro-direction
+    durations: dict[str, float] = field(default_factory=dict)  # for --repro-shard
 
     def selected(self, direction: str) -> bool:
         """Whether `direction` (under-test or prefix) runs in this session."""
@@ -118,6 +120,9 @@ class Session:
     current: str = ""  # node id of the test running now: its results name it
     exit_status: int | None = None
     finished: bool = False
+    logical_id: str = ""           # --repro-run-id: the run this session is (a share of)
+    shard: Shard | None = None     # --repro-shard I/N
+    shard_nodeids: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # short: pytest prints it in every failing test's traceback
         return (f"Session(run={self.run.run_id if self.run else None}, "
@@ -126,8 +131,18 @@ class Session:
     def ensure_run(self) -> Run:
         if self.run is None:
             cleanup.reap(all_runs=False)
-            self.run = start_run(self.reports_root)
+            self.run = start_run(self.reports_root, *self.identity())
         return self.run
+
+    def identity(self) -> tuple[str | None, str]:
+        """(physical run id, report folder name) of a run with --repro-run-id / --repro-shard;
+        (None, "") otherwise: a fresh id, its own folder."""
+        if not self.logical_id:
+            return None, ""
+        tail = names.new_run_id().rsplit("-", 1)[-1]
+        if self.shard is None:
+            return f"{self.logical_id}-{tail}", self.logical_id
+        return self.shard.physical_id(self.logical_id, tail), self.shard.folder(self.logical_id)
 
     def judged(self, run_once: Callable[[str], IncidentResult], retries: int = 1
                ) -> IncidentResult:
@@ -165,6 +180,9 @@ class Session:
         record.write_report_json(rep, out / "results.json")
         summary.write_markdown(rep, out / "summary.md")
         summary.write_junit(rep, out / "junit.xml")
+        if self.shard is not None:
+            shards.write_shard_json(out / "shard.json", self.logical_id, self.shard,
+                                    self.run.run_id, self.shard_nodeids, out)
         point_latest(self.reports_root, self.run)
 
 
@@ -182,6 +200,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--repro-reports", metavar="DIR", default=None,
                     help="where <run id>/ is written (default: reports/ in the working "
                          "directory)")
+    group.addoption("--repro-run-id", metavar="RUNID", default=None,
+                    help="the logical run this session is (shared by its shards); its "
+                         "report folder is <reports>/RUNID")
+    group.addoption("--repro-shard", metavar="I/N", default=None,
+                    help="run the I-th of N deterministic, duration-balanced shares "
+                         "(needs --repro-run-id); report folder RUNID.shard-I-of-N")
+    group.addoption("--repro-durations", metavar="FILE", default=None,
+                    help="seconds per incident for balancing shards (default: the shipped "
+                         "fixtures/durations.json; `repro merge` writes one)")
     group.addoption("--repro-direction", choices=DIRECTIONS, default=BOTH,
                     help="both (default), under-test (only the configurations under test: "
                          "what the gate runs) or prefix (only the shipped fixtures)")
@@ -208,9 +235,11 @@ def pytest_configure(config: pytest.Config) -> None:
         if settings.provider:
             from repro.harness.hosts.base import get_provider
             get_provider(settings.provider, key="--repro-provider")
+        session = Session(settings, reports_root(config.getoption("--repro-reports")))
+        shards.configure(session, config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SESSION_KEY] = Session(settings, reports_root(config.getoption("--repro-reports")))
+    config.stash[SESSION_KEY] = session
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
 
@@ -299,6 +328,22 @@ def _why(report: pytest.TestReport) -> str:
         crash = getattr(longrepr, "reprcrash", None)
         text = str(crash.message) if crash is not None else str(longrepr or "")
     return record.one_line(text.removeprefix("Skipped: "))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --repro-shard: keep this shard's share of what was collected, deselect the rest."""
+    state = config.stash.get(SESSION_KEY, None)
+    if state is None or state.shard is None:
+        return
+    mine = shards.share([(i.nodeid, incident_of(i)) for i in items], state.shard,
+                        state.settings.durations)
+    keep = [i for i in items if i.nodeid in mine]
+    dropped = [i for i in items if i.nodeid not in mine]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+    state.shard_nodeids = [i.nodeid for i in keep]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -43,11 +43,12 @@ class Run:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def start_run(reports_root: Path, run_id: str | None = None) -> Run:
+def start_run(reports_root: Path, run_id: str | None = None, folder: str = "") -> Run:
+    """`folder`: the report folder's name when it is not the run id (a shard's)."""
     run_id = run_id or names.new_run_id()
     scratch = SCRATCH_ROOT / names.object_name(run_id)
     _make_owned(scratch, f"{os.getpid()}\n{run_id}\n{start_ticks(os.getpid())}\n")
-    reports = reports_root / run_id
+    reports = reports_root / (folder or run_id)
     reports.mkdir(parents=True, exist_ok=True)
     return Run(run_id=run_id, scratch=scratch, reports=reports,
                key=generate_keypair(scratch / "id_ed25519"))
@@ -74,5 +75,5 @@ def point_latest(reports_root: Path, run: Run) -> None:
     latest = reports_root / "latest"
     tmp = reports_root / f".latest-{run.short}"
     tmp.unlink(missing_ok=True)
-    tmp.symlink_to(run.run_id)
+    tmp.symlink_to(run.reports.name)
     tmp.replace(latest)

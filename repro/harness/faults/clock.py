@@ -9,7 +9,7 @@ Two mechanisms, chosen by the host:
              every process sees it. Jump and skew only: a kernel clock cannot run 100x
              faster (adjtimex's tick allows +-10 %), so `speed` != 1 is refused.
   faketime   a container (shares the runner's kernel: its clock cannot be set):
-             libfaketime from Debian. A keeper process `faketime -f "@START xSPEED"`
+             libfaketime from Debian. A keeper process `faketime -f "+OFFSETs xSPEED"`
              owns the fake clock's shared memory (FAKETIME_SHARED) and with
              FAKETIME_DONT_RESET=1 every process that joins it (`wrap(command)`) and
              every process those start see ONE continuous clock, not one restarted
@@ -76,7 +76,9 @@ class Clock:
         return self._measure(target)
 
     def _start_keeper(self, target: float) -> None:
-        spec = time.strftime("@%Y-%m-%d %H:%M:%S", time.gmtime(target)) + f" x{self.speed:g}"
+        # an offset from the real time, not "@DATE": libfaketime parses a date in each
+        # process's own TZ, so processes in other zones would see other clocks
+        spec = f"{target - time.time():+.3f}s x{self.speed:g}"
         self._set = True
         res = self.host.run(
             f"mkdir -p {STATE} && cd {STATE} && rm -f shared && "
@@ -104,10 +106,16 @@ class Clock:
         res = self.host.run(self.wrap("date +%s.%N"), timeout=CMD_TIMEOUT_S)
         return float(res.stdout.strip())
 
+    def _timed_now(self) -> tuple[float, float]:
+        """(the runner's monotonic time at the middle of the read, the host's clock)."""
+        before = time.monotonic()
+        value = self.now()
+        return (before + time.monotonic()) / 2, value
+
     def _measure(self, target: float) -> Applied:
-        t0, first = time.monotonic(), self.now()
+        t0, first = self._timed_now()
         time.sleep(RATE_WINDOW_S)  # the measurement window of the clock's rate
-        second, t1 = self.now(), time.monotonic()
+        t1, second = self._timed_now()
         rate = (second - first) / max(t1 - t0, 1e-3)
         offset = first - target
         applied = Applied(self.name, self.host.name,
@@ -129,6 +137,7 @@ class Clock:
             self.host.run(f"date -u -s @{time.time():.3f} >/dev/null", timeout=CMD_TIMEOUT_S,
                           check=False)
         else:
-            self.host.run(f"kill -- -$(cat {STATE}/keeper.pid) 2>/dev/null; rm -rf {STATE}; true",
+            self.host.run(f"kill -KILL -$(cat {STATE}/keeper.pid) 2>/dev/null; "
+                          f"rm -rf {STATE}; true",
                           timeout=CMD_TIMEOUT_S, check=False)
             self._env = {}

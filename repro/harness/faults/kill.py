@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from repro.harness.errors import FaultError
 from repro.harness.faults.base import Applied
 from repro.harness.faults.link import CMD_TIMEOUT_S
 from repro.harness.hosts.base import Host
+from repro.harness.probes.tcp import connects
 from repro.harness.procs import eventually
 
 PROBE_PORT = 22
@@ -31,16 +32,13 @@ GONE_TIMEOUT_S = 10.0
 
 def answers(address: str, port: int = PROBE_PORT, timeout: float = 1.0) -> bool:
     """A TCP connect from the runner completes."""
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return connects(address, port, timeout)
 
 
 @dataclass
 class KillHost:
     host: Host
+    clock: Callable[[], float] | None = None  # the history's: fault.start at the kill itself
     name: str = "kill"
 
     @property
@@ -50,6 +48,7 @@ class KillHost:
     def inject(self) -> Applied:
         container = getattr(self.host, "container", None)
         vm = getattr(self.host, "vm", None)
+        began = self.clock() if self.clock else None
         if container is not None:
             how = "docker kill"
             import docker.errors
@@ -64,7 +63,7 @@ class KillHost:
                              "host (KillProcess kills a process on any host)")
         silent = eventually(lambda: not answers(self.host.address), timeout=GONE_TIMEOUT_S)
         applied = Applied(self.name, self.host.name, {"how": how},
-                          {"answers_tcp": not silent})
+                          {"answers_tcp": not silent}, began_t=began)
         if not silent:
             applied.shortfall = (f"{self.host.name} still answers a TCP connect to port "
                                  f"{PROBE_PORT} {GONE_TIMEOUT_S:.0f} s after the kill")
@@ -86,7 +85,7 @@ class KillProcess:
         return f"{self.host.name}:pid {self.pid}"
 
     def inject(self) -> Applied:
-        target = f"-- -{self.pid}" if self.group else str(self.pid)
+        target = f"-{self.pid}" if self.group else str(self.pid)  # dash: no "--"
         self.host.run(f"kill -KILL {target}", timeout=CMD_TIMEOUT_S, check=False)
         gone = eventually(lambda: not self.host.run(
             f"test -d /proc/{self.pid}", timeout=CMD_TIMEOUT_S, check=False).ok,

@@ -34,7 +34,7 @@ import contextlib
 import os
 import re
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,7 @@ SETTLE_TIMEOUT_S = 10.0
 @dataclass
 class PauseHost:
     host: Host
+    clock: Callable[[], float] | None = None  # the history's: fault.start at the pause itself
     name: str = "pause"
     kind: str = ""          # "docker pause" or "SIGSTOP qemu" once injected
     _paused: bool = field(default=False, init=False)
@@ -64,6 +65,7 @@ class PauseHost:
     def inject(self) -> Applied:
         container = getattr(self.host, "container", None)
         vm = getattr(self.host, "vm", None)
+        began = self.clock() if self.clock else None
         if container is not None:
             self.kind = "docker pause"
             container.pause()
@@ -82,7 +84,8 @@ class PauseHost:
         else:
             raise FaultError(f"{self.host.name}: pausing a whole host needs a Docker or QEMU "
                              "host (StopProcessGroup pauses processes on any host)")
-        return Applied(self.name, self.host.name, {"how": self.kind}, measured, shortfall)
+        return Applied(self.name, self.host.name, {"how": self.kind}, measured, shortfall,
+                       began_t=began)
 
     def heal(self) -> None:
         if not self._paused:
@@ -154,7 +157,7 @@ class StopProcessGroup:
         return f"{self.host.name}:pgid {self.pgid}"
 
     def inject(self) -> Applied:
-        self.host.run(f"kill -STOP -- -{self.pgid}", timeout=CMD_TIMEOUT_S)
+        self.host.run(f"kill -STOP -{self.pgid}", timeout=CMD_TIMEOUT_S)
         self._stopped = True
         states = self.host.run(f"ps -eo pgid=,stat= | awk '$1 == {self.pgid} {{print $2}}'",
                                timeout=CMD_TIMEOUT_S, check=False).stdout.split()
@@ -167,7 +170,7 @@ class StopProcessGroup:
     def heal(self) -> None:
         if self._stopped:
             self._stopped = False
-            self.host.run(f"kill -CONT -- -{self.pgid} 2>/dev/null; true",
+            self.host.run(f"kill -CONT -{self.pgid} 2>/dev/null; true",
                           timeout=CMD_TIMEOUT_S, check=False)
 
 

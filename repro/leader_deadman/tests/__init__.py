@@ -1,0 +1,1 @@
+"""Unit tests of leader_deadman's checker (no hosts: hand-written histories)."""

@@ -1,0 +1,1 @@
+"""Unit tests of sunday_scheduler's checker (no hosts: hand-written histories)."""
