@@ -17,7 +17,9 @@ the check has seen the incident declares nothing (those polls are counted).
                 and when steady state did return; declared more than `grace_s` after it
                 returned; never declared though steady state returned and `grace_s` passed;
                 the check never reported the incident at all (exit 0 on every poll)
-  inconclusive  the freeze never started or missed; jobs kept finishing during it (the
+  inconclusive  the freeze never started or missed; a replica answered a probe query while
+                frozen (the freeze did not hold; it then counts as healed there); jobs kept
+                finishing during it (the
                 workers did not stall); no backlog formed (fewer than `min_backlog` queued
                 at the worst, or not above the band); too little baseline for a band;
                 steady state never returned in the observation and nothing was declared
@@ -48,6 +50,7 @@ from repro.harness.rules import (
 
 FAULT = "pause"
 TARGET = "replicas"
+QUERY_DEADLINE_S = 1.0  # the node probe's: a query in flight as the freeze began ends by then
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ def check(events: list[Event], p: Params) -> Verdict:
     s1 = stops[0].t if stops else end
     found.inconclusive += fault_took_effect(events, FAULT, host=TARGET, never="",
                                             shortfall="the freeze did not take").inconclusive
+    s1 = held_rule(events, s0, s1, found)
     queue = [e for e in events if e.kind == "queue"]
     state = steady(events, p, s0, s1, end)
     found.figures.update(fault_s=round(s1 - s0, 2), **state.figures())
@@ -131,6 +135,27 @@ def check(events: list[Event], p: Params) -> Verdict:
 
 
 # -- the rules ------------------------------------------------------------------------------
+
+def held_rule(events: Sequence[Event], s0: float, s1: float, found: Findings) -> float:
+    """Seen from outside, the replicas must not answer a query while frozen (probe queries
+    under a 1 s deadline). One that answered early means the freeze did not hold (thawed by
+    something else): inconclusive, and the fault counts as healed then (the returned time)."""
+    probes = [e for e in events if e.kind == "probe" and e.get("leg") == "query"
+              and e.host.startswith("replica") and s0 <= e.t <= s1]
+    answered = [e.t + float(e.get("took_s", 0.0)) for e in probes if e.get("ok")]
+    early = min((t for t in answered if t > s0 + QUERY_DEADLINE_S), default=None)
+    found.figures.update(replica_queries_during=len(probes),
+                         replica_queries_answered=len(answered))
+    if len(probes) < 2:
+        found.inconclusive.append(f"too few probe queries to the replicas during the freeze "
+                                  f"({len(probes)}) to say they did not answer")
+    elif early is not None and early < s1 - QUERY_DEADLINE_S:
+        found.inconclusive.append(f"the freeze did not hold: a replica answered a probe query "
+                                  f"{early - s0:.1f} s into it, {s1 - early:.1f} s before the "
+                                  "thaw")
+        return early
+    return s1
+
 
 def stall_rule(queue: Sequence[Event], p: Params, s0: float, s1: float,
                found: Findings) -> None:

@@ -2,11 +2,13 @@
 
 Model: one replicated cluster (a primary and two replicas, repro.harness.services.
 databases.replicated); for each client setting, two calls to replica1 while it is
-faulted: on a connection opened *before* the fault (pooled: a `SELECT` sent after
-the fault began) and on a *new* connection (connect, then the same `SELECT`). Every
-call runs in its own thread at the same moment; the table records how long each took
-to return (with a row, or with an error) or that it had not returned when the
-observation ended (`cap_s`, shorter than the fault). Two faults, one after the other:
+faulted: on a connection opened *before* the fault (pooled: a `SELECT` sent as the
+fault began), on one opened before and left idle until IDLE_S into the fault (idle:
+what TCP keepalives are for), and on a *new* connection (connect, then the same
+`SELECT`). Every call runs in its own thread; the table records how long each took
+to return from when it was sent (with a row, or with an error) or that it had not
+returned within `cap_s` (the fault lasts until every call has had that long). Two
+faults, one after the other:
 
   freeze   replica1's processes frozen (faults.pause.FreezeProcesses): its kernel still
            completes handshakes and acknowledges data (the 2019 replicas)
@@ -39,7 +41,8 @@ from repro.harness.run import Run
 from repro.harness.services.databases.deadline import connect_within, query_within
 from repro.harness.services.databases.replicated import PgCluster, PgNode, replicated_cluster
 
-CAP_S = 6.0         # observation of each call; the fault lasts longer
+CAP_S = 6.0         # observation of each call, from when it was sent
+IDLE_S = 4.0        # the idle connection's query goes out this long into the fault
 DEADLINE_S = 0.5    # the client-side deadline of the "deadline" setting
 QUERY = "SELECT 1"
 
@@ -75,7 +78,7 @@ SETTINGS = (
 class Outcome:
     setting: str
     fault: str
-    call: str            # "pooled" or "new"
+    call: str            # "pooled", "idle" or "new"
     returned_s: float | None  # None: had not returned within the cap
     answered: bool       # returned a row (not an error)
     error: str = ""
@@ -115,9 +118,9 @@ class _Call:
     """One call in its own thread: when it returned, and how."""
 
     def __init__(self, setting: Setting, fault: str, call: str,
-                 work: Callable[[], Any]) -> None:
+                 work: Callable[[], Any], after_s: float = 0.0) -> None:
         self.setting, self.fault, self.call = setting, fault, call
-        self.work = work
+        self.work, self.after_s = work, after_s
         self.t0 = 0.0
         self.end: float | None = None
         self.answered = False
@@ -126,10 +129,11 @@ class _Call:
                                        name=f"call-{setting.name}-{call}")
 
     def start(self) -> None:
-        self.t0 = time.monotonic()
+        self.t0 = time.monotonic() + self.after_s
         self.thread.start()
 
     def _run(self) -> None:
+        time.sleep(self.after_s)  # the connection stays idle this long into the fault
         try:
             self.answered = self.work() is not None
         except Exception as exc:
@@ -149,6 +153,7 @@ def measure_fault(cluster: PgCluster, fault: Fault, fault_name: str,
     from repro.harness.faults.base import ACTIVE
 
     pooled = {s.name: _connect(_url(cluster, s), s) for s in SETTINGS}
+    idle = {s.name: _connect(_url(cluster, s), s) for s in SETTINGS}
     calls: list[_Call] = []
     try:
         ACTIVE.add(fault)
@@ -157,13 +162,14 @@ def measure_fault(cluster: PgCluster, fault: Fault, fault_name: str,
             for s in SETTINGS:
                 calls.append(_Call(s, fault_name, "pooled", functools.partial(
                     _query, pooled[s.name], s)))
+                calls.append(_Call(s, fault_name, "idle", functools.partial(
+                    _query, idle[s.name], s), after_s=IDLE_S))
                 calls.append(_Call(s, fault_name, "new", functools.partial(
                     _new_call, cluster, s)))
             for c in calls:
                 c.start()
-            deadline = time.monotonic() + cap_s
             for c in calls:
-                c.thread.join(max(0.0, deadline - time.monotonic()))
+                c.thread.join(max(0.0, c.t0 + cap_s - time.monotonic()))
         finally:
             fault.heal()
             ACTIVE.remove(fault)
@@ -171,7 +177,7 @@ def measure_fault(cluster: PgCluster, fault: Fault, fault_name: str,
     finally:
         for c in calls:
             c.thread.join(2.0)  # after the heal most calls come back; none is waited on long
-        for conn in pooled.values():
+        for conn in [*pooled.values(), *idle.values()]:
             with contextlib.suppress(Exception):
                 conn.close()
 
@@ -197,7 +203,7 @@ def measure(run: Run, cap_s: float = CAP_S) -> list[Outcome]:
 
 def table(outcomes: list[Outcome], cap_s: float = CAP_S) -> str:
     """Markdown: one row per setting, a column per (fault, call)."""
-    cols = [("freeze", "pooled"), ("freeze", "new"), ("drop", "pooled"), ("drop", "new")]
+    cols = [(f, c) for f in ("freeze", "drop") for c in ("pooled", "idle", "new")]
     by = {(o.setting, o.fault, o.call): o for o in outcomes}
     lines = ["| setting | " + " | ".join(f"{f}: {c}" for f, c in cols) + " |",
              "|---|" + "---|" * len(cols)]
