@@ -8,7 +8,9 @@ what it kept in the second half of the baseline, plus a slack; steady state has
 returned at the first moment after the heal from which depth and age stayed in their
 bands for `hold_s`. The resolution check's runs (`resolution`: rc, polled every second
 from the fault's start) give the declaration: its first exit 0 *after it first
-reported the incident* (a non-zero exit). In the fault's first second no backlog has
+reported the incident* (a non-zero exit), each run dated by its exit (when its answer
+exists; the process's start-up is not the check's view). In the fault's first second no
+backlog has
 formed yet, so any check, a correct one too, still says "resolved": an exit 0 before
 the check has seen the incident declares nothing (those polls are counted).
 
@@ -80,11 +82,13 @@ def samples(events: Sequence[Event]) -> list[Sample]:
 
 
 def declaration(events: Sequence[Event], since: float) -> Declaration:
-    runs = [e for e in events if e.kind == "resolution" and e.t >= since - 0.5]
-    alarm = next((e.t for e in runs if e.get("rc") != 0), None)
-    declared = next((e.t for e in runs if alarm is not None and e.t > alarm
-                     and e.get("rc") == 0), None)
-    early = sum(1 for e in runs if e.get("rc") == 0 and (alarm is None or e.t < alarm))
+    """When the check said so: each run counts at its exit (started + took_s), the moment
+    its answer exists (a slow start-up under load must not date it early)."""
+    runs = sorted(((e.t + float(e.get("took_s", 0.0)), e.get("rc")) for e in events
+                   if e.kind == "resolution" and e.t >= since - 0.5), key=lambda r: r[0])
+    alarm = next((t for t, rc in runs if rc != 0), None)
+    declared = next((t for t, rc in runs if alarm is not None and t > alarm and rc == 0), None)
+    early = sum(1 for t, rc in runs if rc == 0 and (alarm is None or t < alarm))
     return Declaration(alarm, declared, len(runs), early)
 
 

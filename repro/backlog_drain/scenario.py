@@ -152,5 +152,7 @@ class Poller:
                                 output=output[-200:])
             name = "resolved (exit 0)" if rc == 0 else (
                 "timed out" if rc is None else "not resolved")
-            self.history.append("mark", "resolution check", t=t, panel="resolution", name=name)
+            # drawn at its exit, when the answer existed (the checker dates it the same way)
+            self.history.append("mark", "resolution check", t=t + took, panel="resolution",
+                                name=name)
             self._stop.wait(max(0.0, POLL_S - (time.monotonic() - began)))  # the poll cadence

@@ -88,7 +88,7 @@ def test_jobs_flowing_declared_with_the_backlog_queued_fails_naming_it() -> None
     v = check(history(declared_at=S1 + 0.5), P)
     assert v.outcome is Outcome.FAIL
     reason = v.reasons[0]
-    assert "declared resolved +1.05 s after the heal" in reason, reason  # the next poll
+    assert "declared resolved +1.35 s after the heal" in reason, reason  # the poll's exit
     assert "jobs still queued" in reason
     assert v.figures["queued_at_declaration"] >= 180
     assert v.figures["oldest_at_declaration_s"] >= 9
@@ -128,6 +128,13 @@ def test_a_check_that_never_reports_the_incident_fails() -> None:
     v = check(history(declared_at=None, alarm_at=None), P)
     assert v.outcome is Outcome.FAIL
     assert "never reported the incident" in v.reasons[0]
+
+
+def test_a_poll_is_dated_by_its_exit() -> None:
+    events = [ev(S0 + 9.5, "resolution", "check", rc=0, took_s=1.8),
+              ev(S0 + 2, "resolution", "check", rc=1, took_s=0.3)]
+    d = declaration(events, S0)
+    assert d.first_alarm == S0 + 2.3 and d.declared == S0 + 11.3  # after the heal at S0 + 10
 
 
 def test_exit_0_before_the_first_alarm_declares_nothing() -> None:
