@@ -29,7 +29,7 @@ class BacklogDrainConfig:
     depth_slack: float = 5.0      # steady band: baseline depth + this many jobs
     age_slack_s: float = 1.0      # steady band: baseline oldest age + this
     min_backlog: int = 20         # fewer queued at the worst: no backlog formed (inconclusive)
-    baseline_s: float = 8.0       # queue running before the fault
+    baseline_s: float = 6.0       # queue running before the fault
     observe_max_s: float = 60.0   # after the heal, at most (until steady and declared)
     check_timeout_s: float = 5.0  # one run of the resolution check, at most
 

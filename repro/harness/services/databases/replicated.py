@@ -28,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +84,8 @@ def data_dir_of(scratch: Path, name: str, node: str) -> Path:
 @contextlib.contextmanager
 def replicated_cluster(scratch: Path, name: str = "main", replicas: int = 2,
                        max_connections: int = 200) -> Iterator[PgCluster]:
-    """Start a primary and `replicas` streaming replicas; stop and delete all on the way out."""
+    """Start a primary and `replicas` streaming replicas (their base backups and starts
+    side by side); stop and delete all on the way out, replicas first."""
     bin_dir = pg.find_bin_dir()
     account = pg._run_as()
     procs: list[subprocess.Popen[bytes]] = []
@@ -99,18 +102,27 @@ def replicated_cluster(scratch: Path, name: str = "main", replicas: int = 2,
         with pg.connect(admin, statement_timeout_ms=30000) as conn:
             conn.execute(f"CREATE DATABASE {pg.DATABASE}")
         primary = PgNode("primary", port, _db_url(port), primary_dir, proc.pid)
-        nodes = []
-        for i in range(1, replicas + 1):
-            node = f"replica{i}"
-            data_dir = data_dir_of(scratch, name, node)
-            dirs.append(data_dir)
-            pg._make_data_dir(data_dir, account)
+        names = [f"replica{i}" for i in range(1, replicas + 1)]
+        for node in names:
+            dirs.append(data_dir_of(scratch, name, node))
+            pg._make_data_dir(dirs[-1], account)
+        nodes: list[PgNode | None] = [None] * replicas
+        lock = threading.Lock()
+
+        def replica(i: int) -> None:  # a base backup, then the standby: the replicas at once
+            data_dir = data_dir_of(scratch, name, names[i])
             _basebackup(bin_dir, data_dir, port, account)
             rproc, rport = _start_node(bin_dir, data_dir, max_connections, account,
-                                       {"hot_standby": "on", "cluster_name": node})
-            procs.append(rproc)
-            nodes.append(PgNode(node, rport, _db_url(rport), data_dir, rproc.pid))
-        cluster = PgCluster(primary, tuple(nodes), pg.server_version(primary.url))
+                                       {"hot_standby": "on", "cluster_name": names[i]})
+            with lock:
+                procs.append(rproc)
+            nodes[i] = PgNode(names[i], rport, _db_url(rport), data_dir, rproc.pid)
+
+        with ThreadPoolExecutor(max_workers=replicas) as pool:
+            for future in [pool.submit(replica, i) for i in range(replicas)]:
+                future.result()  # the first error, once every replica's attempt has ended
+        cluster = PgCluster(primary, tuple(n for n in nodes if n is not None),
+                            pg.server_version(primary.url))
         wait_streaming(cluster)
         yield cluster
     finally:
@@ -141,7 +153,7 @@ def _start_node(bin_dir: Path, data_dir: Path, max_connections: int, account: An
 def _basebackup(bin_dir: Path, data_dir: Path, primary_port: int, account: Any) -> None:
     cmd = [str(bin_dir / "pg_basebackup"), "-D", str(data_dir), "-h", "127.0.0.1",
            "-p", str(primary_port), "-U", "postgres", "-w", "-R", "-X", "stream",
-           "-c", "fast", "--no-sync"]
+           "-c", "fast", "--no-sync", "--no-manifest"]
     try:
         done = subprocess.run(cmd, env=pg._server_env(data_dir), capture_output=True,
                               timeout=BASEBACKUP_TIMEOUT_S, cwd=data_dir, **pg._as_user(account))
