@@ -182,9 +182,11 @@ MIN_HOST_CPUS = 0.25
 
 
 def cpu_cap(n_hosts: int) -> float:
-    """CPUs one container may use so that all of a run's hosts leave the observer its share."""
+    """CPUs one container may use so that all of a run's hosts leave the observer its share
+    (under pytest-xdist, each worker's hosts get 1/N of it)."""
+    from repro.harness.xdist import workers
     cpus = os.cpu_count() or 1
-    return max(MIN_HOST_CPUS, (cpus - OBSERVER_RESERVE_CPUS) / max(1, n_hosts))
+    return max(MIN_HOST_CPUS, (cpus - OBSERVER_RESERVE_CPUS) / workers() / max(1, n_hosts))
 
 
 def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
