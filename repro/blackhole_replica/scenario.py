@@ -153,10 +153,11 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout_s: float) -> s
     return ""
 
 
-def fault_for(run_ctx: Run, cfg: BlackholeReplicaConfig, cluster: PgCluster) -> Fault:
+def fault_for(run_ctx: Run, cfg: BlackholeReplicaConfig, cluster: PgCluster,
+              history: History) -> Fault:
     node = cluster.node(FROZEN)
     if cfg.fault == "drop":
-        return DropLoopbackPort(run_ctx, FROZEN, node.port)
+        return DropLoopbackPort(run_ctx, FROZEN, node.port, clock=history.now)
     return FreezeProcesses(run_ctx, FROZEN, [node.pid])
 
 
@@ -170,7 +171,7 @@ def observe(run_ctx: Run, cfg: BlackholeReplicaConfig, cluster: PgCluster, histo
     load.start()
     try:
         watch.over(cfg.baseline_s)
-        with injected(fault_for(run_ctx, cfg, cluster), history):
+        with injected(fault_for(run_ctx, cfg, cluster, history), history):
             watch.over(cfg.freeze_s)
         watch.over(cfg.after_s)
     finally:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from repro.harness.errors import FaultError
@@ -53,6 +54,7 @@ class DropLoopbackPort:
     run: Run
     label: str
     port: int
+    clock: Callable[[], float] | None = None  # the history's: fault.start at the drop itself
     name: str = "drop"
     _installed: bool = field(default=False, init=False)
 
@@ -71,6 +73,7 @@ class DropLoopbackPort:
                  f'    iif "lo" tcp dport {self.port} counter name dropped drop\n'
                  f'    iif "lo" tcp sport {self.port} counter name dropped drop\n'
                  "  }\n}\n")
+        began = self.clock() if self.clock else None
         done = _nft(["-f", "-"], rules)
         if done.returncode != 0:
             raise FaultError(f"nft refused the drop table: {done.stderr.strip()[:200]}")
@@ -80,7 +83,8 @@ class DropLoopbackPort:
         shortfall = ("a TCP connect still got through" if through else
                      "no packet was dropped" if not dropped else "")
         return Applied(self.name, self.label, {"port": self.port, "table": self.table},
-                       {"connect_through": through, "dropped": dropped}, shortfall)
+                       {"connect_through": through, "dropped": dropped}, shortfall,
+                       began_t=began)
 
     def dropped(self) -> int:
         done = _nft(["-j", "list", "counter", "inet", self.table, "dropped"])
