@@ -221,10 +221,16 @@ def thaw_and_remove(cgroup: Path) -> None:
     with contextlib.suppress(OSError):
         (cgroup / "freezer.state").write_text("THAWED")
     eventually(lambda: _state(cgroup) == "THAWED", timeout=SETTLE_TIMEOUT_S)
-    for pid in _tasks(cgroup):
-        with contextlib.suppress(OSError):
-            (FREEZER_ROOT / "tasks").write_text(str(pid))
-    eventually(lambda: not _tasks(cgroup), timeout=SETTLE_TIMEOUT_S)
+
+    def emptied() -> bool:
+        # moved again on every try: a thawed task may fork meanwhile (a postmaster accepting
+        # the connections queued while it was frozen), and its child starts in this cgroup
+        for pid in _tasks(cgroup):
+            with contextlib.suppress(OSError):
+                (FREEZER_ROOT / "tasks").write_text(str(pid))
+        return not _tasks(cgroup)
+
+    eventually(emptied, timeout=SETTLE_TIMEOUT_S)
     with contextlib.suppress(OSError):
         cgroup.rmdir()
 

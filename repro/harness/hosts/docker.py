@@ -271,7 +271,9 @@ def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
 
     # containers first: networks, volumes and images are in use until they are gone
     kinds: list[tuple[str, list[Any], Callable[[Any], None], Callable[[Any], str]]] = [
-        ("container", dc.containers.list(all=True, filters=flt),
+        # ignore_removed: a container another session removes while this lists (and inspects
+        # each) is gone, not an error that crashes this run's start
+        ("container", dc.containers.list(all=True, filters=flt, ignore_removed=True),
          lambda c: c.remove(force=True), lambda c: c.name),
         ("network", dc.networks.list(filters=flt), lambda n: n.remove(), lambda n: n.name),
         ("volume", dc.volumes.list(filters=flt), lambda v: v.remove(force=True),
