@@ -8,7 +8,8 @@ it was given), so a test sees the run arguments that reached it.
 
   STANDIN_FAIL=2,3        shards whose result is not as expected (exit 1)
   STANDIN_NO_REPORT=2     shards that write nothing and exit 2 (bad input, say)
-  STANDIN_SLEEP_S=30      seconds to sleep first (a hung run), interrupted by SIGTERM
+  STANDIN_SLEEP_S=30      seconds to sleep first (a slow run); SIGTERM ends it
+  STANDIN_HANG=2          shards that sleep 600 s first (a hung run)
 
 Used as REPRO_BATCH_RUN_COMMAND by tests/test_batch.py (directly, and inside moto's
 Batch containers) and to make shard folders for tests/test_workflows.py.
@@ -64,7 +65,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--reports", type=Path, required=True)
     args, _ = p.parse_known_args(argv)
     shard = shards.Shard.parse(args.shard)
-    time.sleep(float(os.environ.get("STANDIN_SLEEP_S", "0")))  # a run that hangs
+    time.sleep(600.0 if _listed("STANDIN_HANG", shard.index)
+               else float(os.environ.get("STANDIN_SLEEP_S", "0")))   # a slow or hung run
     if _listed("STANDIN_NO_REPORT", shard.index):
         print(f"standin: shard {shard.index}: bad input, no report", file=sys.stderr)
         return 2

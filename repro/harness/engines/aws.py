@@ -121,13 +121,14 @@ def put_folder(s3: Any, url: S3Url, folder: Path, under: str, files: Sequence[Pa
     return len(files)
 
 
-def list_keys(s3: Any, url: S3Url, under: str) -> list[str]:
-    """Every key under `url/under/` (relative to it)."""
+def list_keys(s3: Any, url: S3Url, under: str, limit: int | None = None) -> list[str]:
+    """Every key under `url/under/` (relative to it); the first `limit` only, if given."""
     base = url.key(under) + "/"
     keys: list[str] = []
+    extra = {"PaginationConfig": {"MaxItems": limit}} if limit else {}
     with aws_errors(f"listing s3://{url.bucket}/{base}"):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=url.bucket,
-                                                                  Prefix=base):
+                                                                  Prefix=base, **extra):
             keys += [obj["Key"][len(base):] for obj in page.get("Contents", [])]
     return keys
 

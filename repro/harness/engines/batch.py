@@ -19,7 +19,9 @@ other shard with what its child said, and merges them (repro.harness.report.merg
 into `OUT/RUNID/`, whose banner is red when a shard is missing.
 
 Before submitting it checks, with one line each: the queue exists and is enabled, the
-job definition exists, the bucket answers. Bad input stops before any job starts.
+bucket answers and holds nothing yet under PREFIX/RUNID/ (shards of an earlier run of
+that id would be merged with this one's), the job definition exists. Bad input stops
+before any job starts.
 """
 
 from __future__ import annotations
@@ -123,8 +125,9 @@ def submit(batch: Any, s3: Any, sub: Submission) -> str:
         raise ConfigError(f"no AWS Batch job queue {sub.queue!r} in {sub.region}")
     if queues[0].get("state") != "ENABLED":
         raise ConfigError(f"job queue {sub.queue} is {queues[0].get('state')}, not ENABLED")
-    with aws_errors(f"bucket s3://{sub.s3.bucket}"):
-        s3.head_bucket(Bucket=sub.s3.bucket)
+    if list_keys(s3, sub.s3, sub.run_id, limit=1):  # the bucket answers, the run id is new
+        raise ConfigError(f"{sub.s3}/{sub.run_id}/ already holds shards of run {sub.run_id}: "
+                          f"give a new --run-id (or remove them)")
     if sub.image:
         with aws_errors(f"registering job definition {JOB_DEFINITION_NAME} from {sub.image}"):
             definition = batch.register_job_definition(**definition_request(sub))[

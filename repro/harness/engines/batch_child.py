@@ -5,10 +5,11 @@ Model: AWS Batch starts N children of one array job, each with AWS_BATCH_JOB_ARR
 
   repro run --shard k+1/N --run-id RUNID --reports <temp dir> [the job's run arguments]
 
-as its own process group, bounded by `timeout_s` (set by `repro batch submit` a margin
-inside the attempt's own timeout, so the child, not Batch, stops a hung run and still
-uploads), and on SIGTERM (Batch stopping the attempt) passes the signal on and waits
-GRACE_S for the run to write its report. Then it uploads its folder
+as its own process group, bounded by `timeout_s` counted from the child's own start (its
+process's start time, so a slow container start or import counts too; set by `repro
+batch submit` a margin inside the attempt's timeout, so the child, not Batch, stops a
+hung run and still uploads), and on SIGTERM (Batch stopping the attempt) passes the
+signal on and waits GRACE_S for the run to write its report. Then it uploads its folder
 `RUNID.shard-k+1-of-N/` to `s3://BUCKET/PREFIX/RUNID/shard-k+1-of-N/`: every file, then
 `batch-child.json` (what ran, its exit status, how it ended), then `shard.json` last,
 so a folder whose shard.json is in S3 was uploaded whole (`repro batch collect` takes
@@ -42,6 +43,7 @@ from types import FrameType
 
 from repro.harness.engines.aws import S3Url, client, put_folder, region
 from repro.harness.errors import ConfigError, ReproError
+from repro.harness.procs import start_ticks
 from repro.harness.shards import Shard
 
 INDEX_VAR = "AWS_BATCH_JOB_ARRAY_INDEX"
@@ -67,7 +69,8 @@ class ChildOutcome:
     of: int
     exit: int               # the child's exit status (module docstring)
     run_exit: int | None    # repro run's, None when it was stopped
-    ended: str              # "finished", "timed out after N s", "stopped by SIGTERM"
+    ended: str              # "finished", "timed out N s after the child started",
+                            # "stopped by SIGTERM"
     seconds: float
     uploaded: int
     where: str              # the shard's S3 folder
@@ -98,6 +101,16 @@ def run_command(env: Mapping[str, str]) -> list[str]:
     return shlex.split(given) if given else [sys.executable, "-m", "repro.harness.cli", "run"]
 
 
+def process_age_s() -> float:
+    """Seconds since this process started (0 where /proc cannot say)."""
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ticks = start_ticks(os.getpid())
+    return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK")) if ticks is not None else 0.0
+
+
 def child(plan: ChildPlan, env: Mapping[str, str] = os.environ,
           region_name: str | None = None) -> ChildOutcome:
     shard = Shard(shard_index(env, plan.shards), plan.shards)
@@ -106,10 +119,12 @@ def child(plan: ChildPlan, env: Mapping[str, str] = os.environ,
     with tempfile.TemporaryDirectory(prefix="repro-batch-") as tmp:
         cmd = [*run_command(env), "--shard", f"{shard.index}/{shard.of}", "--run-id",
                plan.run_id, "--reports", tmp, *plan.run_args]
-        print(f"repro batch child: shard {shard.index}/{shard.of} of run {plan.run_id}: "
-              f"{shlex.join(cmd)}", flush=True)
         started = time.monotonic()
-        run_exit, ended = _run(cmd, plan.timeout_s)
+        budget = None if plan.timeout_s is None else max(1.0, plan.timeout_s - process_age_s())
+        run_exit, ended = _run(cmd, budget, env, f"repro batch child: shard {shard.index}/"
+                               f"{shard.of} of run {plan.run_id}: {shlex.join(cmd)}")
+        if run_exit is None and not ended.startswith("stopped"):
+            ended = f"timed out {plan.timeout_s:.0f} s after the child started"
         code = run_exit if run_exit is not None else (
             EXIT_TERM if ended.startswith("stopped") else EXIT_TIMEOUT)
         out = ChildOutcome(plan.run_id, shard.index, shard.of, code, run_exit, ended,
@@ -134,16 +149,19 @@ def child(plan: ChildPlan, env: Mapping[str, str] = os.environ,
     return out
 
 
-def _run(cmd: Sequence[str], timeout_s: float | None) -> tuple[int | None, str]:
-    """(exit status or None, how it ended): the run in its own process group."""
-    try:
-        proc = subprocess.Popen(list(cmd), start_new_session=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot start {cmd[0]!r} ({RUN_COMMAND_VAR} or repro run): "
-                          f"{exc}") from exc
+def _run(cmd: Sequence[str], timeout_s: float | None, env: Mapping[str, str], say: str
+         ) -> tuple[int | None, str]:
+    """(exit status or None, how it ended): the run in its own process group; `say` is
+    printed once SIGTERM is handled (from then on a stop is orderly)."""
+    proc: subprocess.Popen[bytes] | None = None
     with _sigterm_raises():
+        print(say, flush=True)
         try:
+            proc = subprocess.Popen(list(cmd), start_new_session=True, env=dict(env))
             return proc.wait(timeout=timeout_s), "finished"
+        except OSError as exc:
+            raise ConfigError(f"cannot start {cmd[0]!r} ({RUN_COMMAND_VAR} or repro run): "
+                              f"{exc}") from exc
         except subprocess.TimeoutExpired:
             _stop(proc)
             return None, f"timed out after {timeout_s:.0f} s"
@@ -152,8 +170,10 @@ def _run(cmd: Sequence[str], timeout_s: float | None) -> tuple[int | None, str]:
             return None, "stopped by SIGTERM"
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
     """SIGTERM to the run's group (its report gets written), SIGKILL after GRACE_S."""
+    if proc is None:  # stopped before the run started
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(_Stopped):
