@@ -250,6 +250,7 @@ def test_submit_status_on_moto(cloud: Cloud, capsys: pytest.CaptureFixture[str],
     job = cloud.batch.describe_jobs(jobs=[job_id])["jobs"][0]
     assert job["tags"] == {"repro:run": "r1", "repro:shards": "3",
                            "repro:s3": f"s3://{cloud.bucket}/p"}
+    assert job["container"]["command"][-4:] == ["--", "mtu_wedge", "--profile", "full"]
     assert job["arrayProperties"]["size"] == 3 and job["timeout"] == {
         "attemptDurationSeconds": 1800}
     (definition,) = cloud.batch.describe_job_definitions(jobDefinitionName="repro-shard")[
@@ -336,7 +337,7 @@ def test_a_child_stopped_by_sigterm_stops_its_run_and_still_uploads(cloud: Cloud
     import signal
 
     from repro.harness.procs import wait_for
-    env = {**os.environ, RUN_COMMAND_VAR: STANDIN, "STANDIN_HANG": "1"}
+    env = {**os.environ, RUN_COMMAND_VAR: STANDIN, "STANDIN_SLEEP_S": "120"}  # bounded
     log = tmp_path / "child.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "repro.harness.cli", "batch", "child",
