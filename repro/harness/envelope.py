@@ -12,7 +12,8 @@ it, does its steps, and returns `env.result(verdict)`:
         ...  # provision, inject, observe into env.history
         return env.result(run_checker(check.check, env.history.events(), params))
 
-The history is closed (written out) however the block ends.
+The history is closed (written out) however the block ends. While the block runs, the
+terminal shows its progress (repro.harness.progress).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from repro.harness import progress
 from repro.harness.checks import Outcome, Verdict
 from repro.harness.history import History
 from repro.harness.report.results import IncidentResult
@@ -74,7 +76,8 @@ def envelope(run: Run, incident: str, label: str, configuration: object, provide
     history = History(path if mirror else None)
     env = Envelope(incident, label, str(configuration), provider, expect, outdir, history)
     try:
-        yield env
+        with progress.watching(env):
+            yield env
     finally:
         history.close()
         if not mirror:

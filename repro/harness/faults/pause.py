@@ -40,7 +40,7 @@ from pathlib import Path
 
 from repro.harness import names
 from repro.harness.errors import FaultError
-from repro.harness.faults.base import Applied
+from repro.harness.faults.base import Applied, machine_of
 from repro.harness.faults.link import CMD_TIMEOUT_S
 from repro.harness.hosts.base import Host
 from repro.harness.procs import eventually
@@ -63,8 +63,7 @@ class PauseHost:
         return self.host.name
 
     def inject(self) -> Applied:
-        container = getattr(self.host, "container", None)
-        vm = getattr(self.host, "vm", None)
+        container, qemu_pid = machine_of(self.host)
         began = self.clock() if self.clock else None
         if container is not None:
             self.kind = "docker pause"
@@ -74,11 +73,13 @@ class PauseHost:
             state = container.attrs["State"]["Status"]
             measured = {"state": state}
             shortfall = "" if state == "paused" else f"the container is {state}, not paused"
-        elif vm is not None and vm.proc is not None:
+        elif qemu_pid is not None:
             self.kind = "SIGSTOP qemu"
-            os.kill(vm.proc.pid, signal.SIGSTOP)
+            os.kill(qemu_pid, signal.SIGSTOP)
             self._paused = True
-            state = _proc_state(vm.proc.pid)
+            # the stop is delivered asynchronously: wait for it (every thread stopped)
+            eventually(lambda: _proc_state(qemu_pid) == "T", timeout=SETTLE_TIMEOUT_S)
+            state = _proc_state(qemu_pid)
             measured = {"state": state}
             shortfall = "" if state == "T" else f"the QEMU process is in state {state!r}"
         else:
@@ -91,15 +92,14 @@ class PauseHost:
         if not self._paused:
             return
         self._paused = False
-        container = getattr(self.host, "container", None)
-        vm = getattr(self.host, "vm", None)
+        container, qemu_pid = machine_of(self.host)
         if container is not None:
             import docker.errors
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.unpause()
-        elif vm is not None and vm.proc is not None:
+        elif qemu_pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(vm.proc.pid, signal.SIGCONT)
+                os.kill(qemu_pid, signal.SIGCONT)
 
 
 @dataclass
