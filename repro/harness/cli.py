@@ -19,6 +19,8 @@
   repro gate --baseline IMAGE --candidate IMAGE [--incidents NAME...] [--junit FILE]
                                  blocks (exit 1) a candidate image that brings an
                                  incident back; IMAGE is docker:NAME, qemu:DIR or ec2:AMI
+  repro batch submit|status|collect  the shards of one run as an AWS Batch array job
+                                 (repro.harness.engines.batch_cli, docs/engines.md)
 
 Reports go to reports/ in the working directory unless --reports says where.
 
@@ -43,6 +45,7 @@ from typing import Any, NoReturn
 
 from repro.harness import config as cfgfile
 from repro.harness import incidents
+from repro.harness.engines import batch_cli
 from repro.harness.errors import ConfigError, PrerequisiteError, ReproError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -158,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="per side (default 60)")
     gate.add_argument("--retries", type=int, default=1, choices=range(4), metavar="0-3",
                       help="re-runs of an inconclusive result per side (default 1)")
+    batch_cli.add_parser(sub)  # repro batch submit|status|collect|child (AWS Batch)
     return p
 
 
@@ -394,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                 "new": lambda: cmd_new(args),
                 "doctor": lambda: cmd_doctor(), "cleanup": lambda: cmd_cleanup(args.include_live),
                 "report": lambda: cmd_report(args), "gate": lambda: cmd_gate(args),
-                "merge": lambda: cmd_merge(args)}
+                "merge": lambda: cmd_merge(args), "batch": lambda: batch_cli.main(args)}
     try:
         return commands[args.command]()
     except (ConfigError, PrerequisiteError) as exc:
