@@ -107,6 +107,7 @@ class FreezeProcesses:
     run: Run
     label: str
     pids: list[int]
+    clock: Callable[[], float] | None = None  # the history's: fault.start at the freeze
     name: str = "pause"
     _frozen: list[int] = field(default_factory=list, init=False)
 
@@ -127,6 +128,7 @@ class FreezeProcesses:
             with contextlib.suppress(ProcessLookupError, OSError):
                 (self.cgroup / "cgroup.procs").write_text(str(pid))
         self._frozen = _tasks(self.cgroup)
+        began = self.clock() if self.clock else None
         (self.cgroup / "freezer.state").write_text("FROZEN")
         frozen = eventually(lambda: _state(self.cgroup) == "FROZEN", timeout=SETTLE_TIMEOUT_S)
         measured = {"tasks_frozen": len(self._frozen), "processes_asked": len(tasks),
@@ -137,7 +139,7 @@ class FreezeProcesses:
         elif not frozen:
             shortfall = f"the freezer did not reach FROZEN within {SETTLE_TIMEOUT_S:.0f} s"
         return Applied(self.name, self.label, {"cgroup": str(self.cgroup), "pids": self.pids},
-                       measured, shortfall)
+                       measured, shortfall, began_t=began)
 
     def heal(self) -> None:
         if self.cgroup.is_dir():
