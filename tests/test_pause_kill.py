@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from repro.harness.cleanup import live_runs
 from repro.harness.faults import pause
 from repro.harness.faults.base import injected
 from repro.harness.faults.kill import KillHost, KillProcess, answers
@@ -73,8 +74,9 @@ def test_the_reaper_thaws_a_dead_runs_freezer(run: Run, echo_server: tuple[
     proc, port = echo_server
     fault = FreezeProcesses(run, "orphan", [proc.pid])
     assert fault.inject().effective  # never healed: the run "died" here
-    assert pause.reap(False, {run.run_id}) == [], "a live run's freezer was reaped"
-    assert pause.reap(False, set()) == [f"freezer cgroup {fault.cgroup.name}"]
+    others = set(live_runs().values()) - {run.run_id}   # other runs' freezers are not ours
+    assert fault.cgroup.name not in " ".join(pause.reap(False, others | {run.run_id}))
+    assert pause.reap(False, others) == [f"freezer cgroup {fault.cgroup.name}"]
     assert not fault.cgroup.exists()
     assert greeting(port) == b"hello\n"
 
@@ -114,3 +116,17 @@ def test_a_stopped_process_group_is_stopped_then_continued(hosts: dict[str, Host
         assert applied.measured["processes_stopped"] == 3
     assert not [s for s in host.run(states, timeout=10).stdout.split() if s.startswith("T")]
     host.run(f"kill -KILL -{pgid}", timeout=10)
+
+
+@pytest.mark.qemu
+def test_a_paused_guest_answers_nothing_not_even_tcp_and_a_killed_one_is_gone(run: Run) -> None:
+    from repro.harness.hosts import open_hosts
+    with open_hosts("qemu", run, ["guest"]) as hs:
+        guest = hs["guest"]
+        with injected(PauseHost(guest), History(None)) as applied:
+            assert applied.effective and applied.measured == {"state": "T"}, applied
+            assert greeting(22, guest.address, timeout=2) is None  # its kernel is stopped too
+        assert (greeting(22, guest.address, timeout=10) or b"").startswith(b"SSH-")
+        with injected(KillHost(guest), History(None)) as applied:
+            assert applied.effective, applied.shortfall
+        assert not answers(guest.address)

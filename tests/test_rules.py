@@ -180,3 +180,68 @@ def test_over_budget_fails_at_the_budget_it_passes() -> None:
     assert over_budget("the step", 75.0, 60.0, " (exit 1)").failures == [
         "the step ran 75 s, over its 60 s budget (exit 1)"]
     assert over_budget("the step", 60.0, 60.0) == Findings()
+
+
+# -- steady state ---------------------------------------------------------------------------
+
+def test_band_of_widens_by_slack_and_is_never_narrower_than_the_tolerance() -> None:
+    from repro.harness.rules import Band, band_of
+
+    b = band_of([2.0, 4.0], slack=1.0, lower=False)
+    assert b.holds(5.0) and not b.holds(5.1) and b.holds(-100) and str(b) == "<= 5"
+    assert band_of([0.99, 1.0], slack=0.0, upper=False, at_least=Band(0.95)).low == 0.95
+    assert band_of([], at_least=Band(high=3)).high == 3
+    assert band_of([10.0], rel=0.5) == Band(5.0, 15.0)
+
+
+def _series(values: list[tuple[float, float]]) -> list[tuple[float, dict[str, float]]]:
+    return [(t, {"depth": v}) for t, v in values]
+
+
+def test_steady_state_is_the_first_in_band_stretch_that_held() -> None:
+    from repro.harness.rules import Band, recovered_within, steady_state
+
+    samples = _series([(t / 2, v) for t, v in enumerate(
+        [1, 1, 1, 1, 50, 40, 30, 2, 9, 2, 1, 1, 1, 1, 1, 1, 1, 1, 20, 1])])
+    s = steady_state(samples, healed_t=2.0, hold_s=2.0, bands={"depth": Band(high=5)})
+    # 2 at 3.5 s is in band but 9 at 4.0 s breaks it; from 4.5 s it holds 2 s and more
+    assert s.returned_t == 4.5 and s.recovery_s == 2.5
+    assert s.relapsed_t == 9.0  # the blip later is a relapse, not a later return
+    assert recovered_within(s, 3.0).failures == []
+    assert "took 2.50 s" in recovered_within(s, 2.0).failures[0]
+
+
+def test_steady_state_that_never_held_long_enough_fails_saying_so() -> None:
+    from repro.harness.rules import Band, recovered_within, steady_state
+
+    samples = _series([(0, 1), (1, 50), (2, 30), (3, 2), (3.5, 2)])
+    s = steady_state(samples, healed_t=1.0, hold_s=2.0, bands={"depth": Band(high=5)},
+                     end_t=4.0)
+    assert s.returned_t is None and s.in_band_since == 3.0
+    reason = recovered_within(s, None, what="the queue").failures[0]
+    assert reason.startswith("the queue had not returned to its pre-fault band (depth <= 5)")
+    assert "in band since +2.00 s, not yet for 2 s" in reason
+    never = steady_state(_series([(2, 50)]), healed_t=1.0, hold_s=1.0,
+                         bands={"depth": Band(high=5)}, end_t=3.0)
+    assert "out of band at the end: depth" in recovered_within(never, 5.0).failures[0]
+
+
+def test_steady_before_needs_baseline_samples_within_the_tolerance() -> None:
+    from repro.harness.rules import Band, steady_before
+
+    samples = _series([(0.5, 1), (1.0, 1), (1.5, 1), (3.0, 99)])
+    assert steady_before(samples, fault_t=2.0, min_samples=3).inconclusive == []
+    few = steady_before(samples, fault_t=1.2, min_samples=3, what="the queue")
+    assert "2 samples of the queue (at least 3)" in few.inconclusive[0]
+    off = steady_before(samples, fault_t=4.0, min_samples=3, tolerance={"depth": Band(high=10)})
+    assert "depth 99 (not <= 10) at 3.00 s" in off.inconclusive[0]
+
+
+def test_freezes_and_observed_time() -> None:
+    from repro.harness.rules import freezes, observed_s, percentile
+    from tests.histories import ev
+
+    ticks = [ev(t, "tick") for t in (0.0, 0.1, 0.2, 1.5, 1.6)]
+    assert freezes(ticks, 0.5) == [(0.2, 1.5)]
+    assert round(observed_s(0.0, 2.0, [(0.2, 1.5)]), 3) == 0.7
+    assert percentile([5, 1, 4, 2, 3], 50) == 3 and percentile([], 99) == 0.0

@@ -31,6 +31,7 @@ REAPERS = [
     "repro.harness.hosts.qemu",
     "repro.harness.hosts.ssh",  # existing machines: restores what dead runs left on them (ledger)
     "repro.mongo_index_lock.storm",  # before the databases: their clients die first
+    "repro.harness.services.runner",  # callers and checks under test: before the databases too
     "repro.harness.services.databases",
     "repro.harness.services.prometheus",  # runner-side servers (reboot_blindspot)
     "repro.harness.hosts.ec2.janitor",

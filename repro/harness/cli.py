@@ -19,6 +19,8 @@
   repro gate --baseline IMAGE --candidate IMAGE [--incidents NAME...] [--junit FILE]
                                  blocks (exit 1) a candidate image that brings an
                                  incident back; IMAGE is docker:NAME, qemu:DIR or ec2:AMI
+  repro batch submit|status|collect  the shards of one run as an AWS Batch array job
+                                 (repro.harness.engines.batch_cli, docs/engines.md)
 
 Reports go to reports/ in the working directory unless --reports says where.
 
@@ -43,6 +45,7 @@ from typing import Any, NoReturn
 
 from repro.harness import config as cfgfile
 from repro.harness import incidents
+from repro.harness.engines import batch_cli
 from repro.harness.errors import ConfigError, PrerequisiteError, ReproError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -129,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="the logical run (shared by its shards); report: <reports>/RUNID")
     run.add_argument("--shard", type=_shard, metavar="I/N",
                      help="run the I-th of N duration-balanced shares (needs --run-id)")
+    run.add_argument("--again", metavar="RUN",
+                     help="re-run a past run's incidents on the inputs it recorded (a run id "
+                          "under --reports, or its folder) and say what differs")
     run.add_argument("--durations", type=Path, metavar="FILE",
                      help="seconds per incident for the shards (a merged run's durations.json)")
     merge = sub.add_parser("merge", help="combine the shard reports of one run into one")
@@ -155,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="per side (default 60)")
     gate.add_argument("--retries", type=int, default=1, choices=range(4), metavar="0-3",
                       help="re-runs of an inconclusive result per side (default 1)")
+    batch_cli.add_parser(sub)  # repro batch submit|status|collect|child (AWS Batch)
     return p
 
 
@@ -217,6 +224,36 @@ def _runnable(names: list[str], provider: str | None) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.again:
+        return _run_again(args)
+    return _run(args)
+
+
+def _run_again(args: argparse.Namespace) -> int:
+    from repro.harness import replay
+    if args.incidents or args.config:
+        raise ConfigError("--again takes no incidents and no --config: the run's own inputs")
+    past = replay.load(args.again, args.reports)
+    args.reports.mkdir(parents=True, exist_ok=True)
+    args.config = args.reports / f"again-{past.report.run_id}.toml"
+    args.incidents = replay.configuration(past, args.config)
+    diff = replay.differences(past)
+    print(f"repro run --again {past.report.run_id}: {', '.join(args.incidents)} on its "
+          f"recorded inputs ({args.config})")
+    print("differs since: " + ("; ".join(diff) if diff else "nothing recorded differs"))
+    code = _run(args)
+    from tabulate import tabulate
+
+    from repro.harness.report.record import read_report
+    now = read_report(args.reports / "latest" / "results.json")
+    rows = replay.verdicts(past, now)
+    print(tabulate(rows, headers=["incident", "configuration", "then", "now"]))
+    changed = [r for r in rows if r[2] != r[3]]
+    print(f"repro run --again: {len(changed)} of {len(rows)} verdicts changed")
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     import pytest
     _check_config(args.config, args.profile)  # first: provider ssh needs its [hosts]
     chosen = _runnable(args.incidents, args.provider)
@@ -361,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                 "new": lambda: cmd_new(args),
                 "doctor": lambda: cmd_doctor(), "cleanup": lambda: cmd_cleanup(args.include_live),
                 "report": lambda: cmd_report(args), "gate": lambda: cmd_gate(args),
-                "merge": lambda: cmd_merge(args)}
+                "merge": lambda: cmd_merge(args), "batch": lambda: batch_cli.main(args)}
     try:
         return commands[args.command]()
     except (ConfigError, PrerequisiteError) as exc:

@@ -27,10 +27,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from repro.harness import provenance
 from repro.harness.checks import Outcome
 from repro.harness.incidents import INCIDENTS
 from repro.harness.plugin import PREFIX, UNDER_TEST, Session, Settings
@@ -116,8 +118,8 @@ def both_directions(incident: str, run: RunFn, *, prefix_check: Check | None = N
     def make(direction: Direction) -> TestFn:
         def test(repro_settings: Settings, repro_run: Run, repro_results: Session) -> None:
             cfg = pair.config(repro_settings, direction)
-            result = repro_results.judged(lambda again: run(
-                repro_run, cfg, f"{direction.label}{pair.suffix}{again}", direction.expect))
+            result = repro_results.judged(lambda again: traced(run(
+                repro_run, cfg, f"{direction.label}{pair.suffix}{again}", direction.expect), cfg))
             direction.assert_verdict(result, cfg, pair.spec)
         return test
 
@@ -149,14 +151,23 @@ def side_by_side(incident: str, run_many: RunManyFn, *, prefix_check: Check | No
                  repro_results: Session) -> None:
             pair.config(repro_settings, direction)  # the skips, before the shared run
             cfg, first = request.getfixturevalue(fixture_name)[direction.name]
-            result = repro_results.judged(lambda again: first if not again else run_many(
-                repro_run, [(cfg, f"{direction.label}{pair.suffix}{again}",
-                             direction.expect)])[0])
+            result = repro_results.judged(lambda again: traced(first, cfg) if not again else
+                                          traced(run_many(repro_run, [(
+                                              cfg, f"{direction.label}{pair.suffix}{again}",
+                                              direction.expect)])[0], cfg))
             direction.assert_verdict(result, cfg, pair.spec)
         return test
 
     under, prefix = _finish(pair, marked, make, under_test_check, prefix_check)
     return under, prefix, together
+
+
+def traced(result: IncidentResult, cfg: Any) -> IncidentResult:
+    """The result with what it ran on: the configuration's values, files and seeds."""
+    history = result.artefacts.get("history")
+    if history and not result.provenance:
+        result.provenance = provenance.of_config(cfg, Path(history).parent)
+    return result
 
 
 def _directions(under_test_check: Check | None, prefix_check: Check | None

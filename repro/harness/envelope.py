@@ -12,10 +12,11 @@ it, does its steps, and returns `env.result(verdict)`:
         ...  # provision, inject, observe into env.history
         return env.result(run_checker(check.check, env.history.events(), params))
 
-The history is closed (written out) however the block ends. An incident run on one
-QEMU guest opens it with `one_guest(env, run, role)`: booted and removed by the QEMU
-provider, named the envelope's target, its serial console an artefact, its readiness
-(accelerator, kernel, boot time, attempts) the history's first host event.
+The history is closed (written out) however the block ends. While the block runs, the
+terminal shows its progress (repro.harness.progress). An incident run on one QEMU guest
+opens it with `one_guest(env, run, role)`: booted and removed by the QEMU provider, named
+the envelope's target, its serial console an artefact, its readiness (accelerator,
+kernel, boot time, attempts) the history's first host event.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from repro.harness import progress
 from repro.harness.checks import Outcome, Verdict
 from repro.harness.history import History
 from repro.harness.report.results import IncidentResult
@@ -81,7 +83,8 @@ def envelope(run: Run, incident: str, label: str, configuration: object, provide
     history = History(path if mirror else None)
     env = Envelope(incident, label, str(configuration), provider, expect, outdir, history)
     try:
-        yield env
+        with progress.watching(env):
+            yield env
     finally:
         history.close()
         if not mirror:

@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from repro.harness import cleanup, incidents, names, shards
+from repro.harness import cleanup, incidents, names, progress, provenance, shards, xdist
 from repro.harness import config as cfgfile
 from repro.harness.checks import Outcome
 from repro.harness.errors import ConfigError, PrerequisiteError
@@ -55,7 +55,7 @@ from repro.harness.faults.base import ACTIVE
 from repro.harness.report import html, record, summary
 from repro.harness.report.record import RunReport, TestRecord
 from repro.harness.report.results import IncidentResult
-from repro.harness.run import Run, point_latest, start_run
+from repro.harness.run import Run, point_latest, point_latest_to, start_run
 from repro.harness.shards import Shard
 from repro.harness.spec import HOST_BACKENDS
 
@@ -123,6 +123,9 @@ class Session:
     logical_id: str = ""           # --repro-run-id: the run this session is (a share of)
     shard: Shard | None = None     # --repro-shard I/N
     shard_nodeids: list[str] = field(default_factory=list)
+    distributed: bool = False      # under pytest-xdist (repro.harness.xdist)
+    merged: Any = None             # the controller's: (merged report, its folder)
+    provenance: dict[str, Any] = field(default_factory=dict)  # of the run, once it starts
 
     def __repr__(self) -> str:  # short: pytest prints it in every failing test's traceback
         return (f"Session(run={self.run.run_id if self.run else None}, "
@@ -132,6 +135,7 @@ class Session:
         if self.run is None:
             cleanup.reap(all_runs=False)
             self.run = start_run(self.reports_root, *self.identity())
+            self.provenance = provenance.of_run()
         return self.run
 
     def identity(self) -> tuple[str | None, str]:
@@ -171,18 +175,22 @@ class Session:
     def report(self) -> RunReport:
         return RunReport(self.run.run_id if self.run else "", self.results,
                          list(self.tests.values()), self.other_failures, self.exit_status,
-                         self.finished)
+                         self.finished, self.provenance)
 
     def _write(self) -> None:
         assert self.run
         out = self.run.reports
+        if "qemu_image" in self.provenance:
+            self.provenance["qemu_mode"] = provenance.qemu_mode() or \
+                self.provenance.get("qemu_mode", "")
         rep = self.report()
         record.write_report_json(rep, out / "results.json")
         summary.write_markdown(rep, out / "summary.md")
         summary.write_junit(rep, out / "junit.xml")
         if self.shard is not None:
             shards.write_shard_json(out / "shard.json", self.logical_id, self.shard,
-                                    self.run.run_id, self.shard_nodeids, out)
+                                    self.run.run_id, self.shard_nodeids or list(self.tests),
+                                    out)
         point_latest(self.reports_root, self.run)
 
 
@@ -237,9 +245,12 @@ def pytest_configure(config: pytest.Config) -> None:
             get_provider(settings.provider, key="--repro-provider")
         session = Session(settings, reports_root(config.getoption("--repro-reports")))
         shards.configure(session, config)
+        xdist.configure(session, config)
+        xdist.dist_by_module(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    progress.configure(config.option.verbose >= 0 and not hasattr(config, "workerinput"))
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
 
@@ -334,7 +345,7 @@ def _why(report: pytest.TestReport) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With --repro-shard: keep this shard's share of what was collected, deselect the rest."""
     state = config.stash.get(SESSION_KEY, None)
-    if state is None or state.shard is None:
+    if state is None or state.shard is None or state.distributed:
         return
     mine = shards.share([(i.nodeid, incident_of(i)) for i in items], state.shard,
                         state.settings.durations)
@@ -348,7 +359,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
-    if state is None:
+    if state is None or state.distributed:  # an xdist worker records what it is given
         return
     for item in session.items:
         incident = incident_of(item)
@@ -361,7 +372,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
                             ) -> Generator[None, object, object]:
     state = item.config.stash.get(SESSION_KEY, None)
     if state is not None:
-        state.current = item.nodeid
+        state.current = _own_id(item.nodeid)
+        incident = incident_of(item) if state.distributed else None
+        if incident and state.current not in state.tests:
+            state.tests[state.current] = TestRecord(state.current, incident)
     try:
         return (yield)
     finally:
@@ -379,9 +393,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     return report
 
 
+def _own_id(nodeid: str) -> str:
+    """A node id without xdist's "@group" suffix (--dist loadgroup adds it)."""
+    return nodeid.split("@", 1)[0]
+
+
 def _note(state: Session, report: pytest.TestReport) -> None:
     """Update the reproduction's record from one phase's report (others: count failures)."""
-    rec = state.tests.get(report.nodeid)
+    rec = state.tests.get(_own_id(report.nodeid))
     if rec is None:
         if report.failed and report.nodeid not in state.other_failures:
             state.other_failures.append(report.nodeid)
@@ -423,6 +442,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ACTIVE.heal_all()
     if state is None:
         return
+    controller = session.config.pluginmanager.get_plugin("repro-xdist-controller")
+    if controller is not None:  # the workers wrote their folders: one report of them
+        state.merged = controller.merge()
+        if state.merged:
+            point_latest_to(state.reports_root, state.merged[1].name)
+        return
     _settle(state, exitstatus)
     if state.run is None:
         return
@@ -437,13 +462,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
                             ) -> None:
     state = config.stash.get(SESSION_KEY, None)
+    if state is not None and state.merged:
+        rep, out = state.merged
+        _print_table(terminalreporter, rep, out)
+        return
     if state is None or state.run is None or not (state.results or state.tests):
         return
-    rep = state.report()
+    _print_table(terminalreporter, state.report(), state.run.reports)
+
+
+def _print_table(terminalreporter: Any, rep: RunReport, out: Path) -> None:
     terminalreporter.section("repro results")
     terminalreporter.write_line(summary.table(rep, fmt="simple"))
     status = rep.status()
     terminalreporter.write_line(status.headline, red=status.state == "bad",
                                 green=status.state == "good")
-    terminalreporter.write_line(f"report: {state.run.reports / 'summary.md'}")
-    terminalreporter.write_line(f"page:   {state.run.reports / 'index.html'}")
+    terminalreporter.write_line(f"report: {out / 'summary.md'}")
+    terminalreporter.write_line(f"page:   {out / 'index.html'}")

@@ -29,11 +29,23 @@ first (which keeps their order).
   observer_starved    the observer's longest silence over a limit (inconclusive)
   stalls_over         stretches without progress longer than a limit, unless explained
   over_budget         a duration over its budget
+  steady_before       the steady-state hypothesis held before the fault (else inconclusive)
+  recovered_within    back in the pre-fault band within a limit after the heal, and staying
+
+Steady state (after Chaos Toolkit's steady-state hypothesis, checked before the method and
+again after it): an incident samples its metrics as `(t, {name: value})`; `band_of` makes
+each metric's band from what it kept before the fault (widened by a slack, never narrower
+than a tolerance the hypothesis states); `steady_state` measures when, after the heal,
+every metric came back within its band and stayed there `hold_s`: the time to recover.
+Measuring helpers of the observer itself: `percentile`, `freezes` (gaps in the harness's
+own clock ticks), `observed_s` (time not inside a freeze).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -204,3 +216,164 @@ def over_budget(what: str, elapsed_s: float, budget_s: float, detail: str = "") 
     if elapsed_s <= budget_s:
         return Findings()
     return fail(f"{what} ran {elapsed_s:.0f} s, over its {budget_s:g} s budget{detail}")
+
+
+# -- the observer ---------------------------------------------------------------------------
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+def freezes(events: Iterable[Event], min_s: float, kind: str = "tick"
+            ) -> list[tuple[float, float]]:
+    """Gaps of at least `min_s` between the harness's own clock ticks (`tick` events, which
+    touch nothing): the stretches the harness itself was not running."""
+    ticks = sorted(e.t for e in events if e.kind == kind)
+    return [(a, b) for a, b in itertools.pairwise(ticks) if b - a >= min_s]
+
+
+def observed_s(start: float, end: float, frozen: Sequence[tuple[float, float]]) -> float:
+    """How much of [start, end] the harness was not frozen for."""
+    return (end - start) - sum(max(0.0, min(end, b) - max(start, a)) for a, b in frozen)
+
+
+# -- steady state ---------------------------------------------------------------------------
+
+Sample = tuple[float, Mapping[str, float]]  # (t, {metric: value})
+
+
+@dataclass(frozen=True)
+class Band:
+    """The values a metric may take in steady state (closed; infinite ends are open)."""
+
+    low: float = -math.inf
+    high: float = math.inf
+
+    def holds(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def __str__(self) -> str:
+        if self.low == -math.inf:
+            return f"<= {self.high:g}"
+        if self.high == math.inf:
+            return f">= {self.low:g}"
+        return f"{self.low:g}..{self.high:g}"
+
+
+def band_of(values: Sequence[float], *, slack: float = 0.0, rel: float = 0.0,
+            at_least: Band | None = None, lower: bool = True, upper: bool = True) -> Band:
+    """The band `values` kept (min..max) widened on each side by `slack` + `rel` x the
+    larger magnitude, never narrower than `at_least` (the hypothesis' own tolerance);
+    `lower=False` leaves it open below (a metric only bad when high: queue depth, latency),
+    `upper=False` open above (a success rate). No values: the tolerance, or everything."""
+    if not values:
+        return at_least or Band()
+    lo, hi = min(values), max(values)
+    pad = slack + rel * max(abs(lo), abs(hi))
+    band = Band(lo - pad if lower else -math.inf, hi + pad if upper else math.inf)
+    if at_least is not None:
+        band = Band(min(band.low, at_least.low), max(band.high, at_least.high))
+    return band
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """What `steady_state` measured: the bands, and when the metrics came back into them."""
+
+    bands: Mapping[str, Band]
+    baseline_samples: int
+    healed_t: float
+    hold_s: float
+    end_t: float
+    returned_t: float | None   # first time after the heal from which all held for hold_s
+    in_band_since: float | None  # the last in-band stretch, when it had not held long enough
+    out_at_end: tuple[str, ...] = ()  # metrics out of band at the last sample
+    relapsed_t: float | None = None   # out of band again after it had returned
+
+    @property
+    def recovery_s(self) -> float | None:
+        return None if self.returned_t is None else self.returned_t - self.healed_t
+
+    def figures(self, prefix: str = "") -> dict[str, object]:
+        rec = self.recovery_s
+        return {f"{prefix}recovery_s": None if rec is None else round(rec, 2),
+                f"{prefix}steady_bands": {k: str(b) for k, b in self.bands.items()}}
+
+
+def steady_state(samples: Sequence[Sample], *, healed_t: float, hold_s: float,
+                 bands: Mapping[str, Band], baseline_samples: int = 0,
+                 end_t: float | None = None) -> SteadyState:
+    """When every metric was back within its band after `healed_t` and stayed there for
+    `hold_s` (by the samples: the first in-band sample of a stretch that held that long).
+    A metric missing from a sample counts as in band."""
+    after = sorted((s for s in samples if s[0] >= healed_t), key=lambda s: s[0])
+    end = end_t if end_t is not None else (after[-1][0] if after else healed_t)
+
+    def outside(values: Mapping[str, float]) -> list[str]:
+        return [k for k, b in bands.items() if k in values and not b.holds(values[k])]
+
+    returned: float | None = None
+    since: float | None = None
+    relapsed: float | None = None
+    for t, values in after:
+        out = outside(values)
+        if out:
+            if returned is not None and relapsed is None:
+                relapsed = t
+            since = None
+            continue
+        if since is None:
+            since = t
+        if returned is None and t - since >= hold_s:
+            returned = since
+    if returned is None and since is not None and end - since >= hold_s:
+        returned = since  # held to the end of observation
+    last_out = tuple(outside(after[-1][1])) if after else ()
+    return SteadyState(dict(bands), baseline_samples, healed_t, hold_s, end, returned,
+                       since if returned is None else None, last_out, relapsed)
+
+
+def steady_before(samples: Sequence[Sample], *, fault_t: float, min_samples: int,
+                  tolerance: Mapping[str, Band] | None = None,
+                  what: str = "the system") -> Findings:
+    """Inconclusive when the steady-state hypothesis cannot be said to have held before the
+    fault: fewer than `min_samples` samples before it (no band to return to), or a sample
+    outside the hypothesis' `tolerance`."""
+    before = [s for s in samples if s[0] < fault_t]
+    if len(before) < min_samples:
+        return inconclusive(f"too little steady state before the fault to return to: "
+                            f"{len(before)} samples of {what} (at least {min_samples})")
+    for t, values in before:
+        out = [f"{k} {values[k]:g} (not {b})" for k, b in (tolerance or {}).items()
+               if k in values and not b.holds(values[k])]
+        if out:
+            return inconclusive(f"{what} was not in steady state before the fault: "
+                                f"{', '.join(out)} at {t:.2f} s")
+    return Findings()
+
+
+def recovered_within(state: SteadyState, limit_s: float | None, *, what: str = "steady state",
+                     say: Callable[[SteadyState], str] | None = None) -> Findings:
+    """A failure when `what` never came back within its pre-fault band (and stayed
+    `hold_s`) before observation ended, or came back more than `limit_s` after the heal
+    (`limit_s=None`: only never)."""
+    bands = ", ".join(f"{k} {b}" for k, b in state.bands.items())
+    if state.returned_t is None:
+        if say:
+            return fail(say(state))
+        tail = (f"; in band since {state.in_band_since - state.healed_t:+.2f} s, not yet for "
+                f"{state.hold_s:g} s" if state.in_band_since is not None else
+                f"; out of band at the end: {', '.join(state.out_at_end)}")
+        return fail(f"{what} had not returned to its pre-fault band ({bands}) "
+                    f"{state.end_t - state.healed_t:.2f} s after the heal, when observation "
+                    f"ended{tail}")
+    rec = state.recovery_s or 0.0
+    if limit_s is not None and rec > limit_s:
+        return fail(say(state) if say else
+                    f"{what} took {rec:.2f} s to return to its pre-fault band ({bands}) after "
+                    f"the heal (limit {limit_s:g} s)")
+    return Findings()

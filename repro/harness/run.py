@@ -72,8 +72,12 @@ def _make_owned(scratch: Path, owner: str) -> None:
 
 
 def point_latest(reports_root: Path, run: Run) -> None:
+    point_latest_to(reports_root, run.reports.name, run.short)
+
+
+def point_latest_to(reports_root: Path, folder: str, tag: str = "") -> None:
     latest = reports_root / "latest"
-    tmp = reports_root / f".latest-{run.short}"
+    tmp = reports_root / f".latest-{tag or os.getpid()}"
     tmp.unlink(missing_ok=True)
-    tmp.symlink_to(run.reports.name)
+    tmp.symlink_to(folder)
     tmp.replace(latest)

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 from repro.harness.checks import Verdict
 from repro.harness.history import Event
-from repro.harness.rules import Findings, fault_events
+from repro.harness.rules import Findings, band_of, fault_events, steady_state
 from repro.mongo_index_lock.storm import FAULT
 
 Span = tuple[float, float]
@@ -193,7 +193,7 @@ def check(events: list[Event], p: Params) -> Verdict:
     run = Observed(events, p, starts[0], stops[0] if stops else end, end, frozen, ops)
     found.figures["storm_s"] = round(run.s1 - run.s0, 2)
     for rule in (stall_rule, instance_rule, workload_rule, freeze_rule, latency_rule,
-                 batch_rule, database_rule):
+                 batch_rule, database_rule, recovery_figure):
         rule(run, found)
     failed_operations(ops, run.s0, frozen, found)
     return found.verdict()
@@ -335,6 +335,29 @@ def database_rule(run: Observed, found: Findings) -> None:
             f"tickets exhausted in {len(dry)} samples from t={d.t:.1f} s (read available "
             f"{d.get('read_available')}/{d.get('read_total')}, write available "
             f"{d.get('write_available')}/{d.get('write_total')})")
+
+
+def recovery_figure(run: Observed, found: Findings) -> None:
+    """A figure, never a verdict: seconds from the storm's end until the lock queue
+    (pg_locks waiters) and the writes' p99 (per 0.5 s of scheduled time) were back in
+    their pre-storm bands and stayed there 1 s (the shared steady-state rule)."""
+    locks = [(e.t, {"waiting": float(e.get("waiting", 0))}) for e in run.events
+             if e.kind == "db" and e.get("source") == "pg_locks"]
+    writes = [e for e in run.ops if e.get("name") == "write"]
+    buckets: dict[int, list[float]] = {}
+    for e in writes:
+        buckets.setdefault(int(e.t // 0.5), []).append(observed_s(e.t, _done(e), run.frozen))
+    p99s = [(k * 0.5, {"write_p99_s": percentile(v, 99)}) for k, v in sorted(buckets.items())]
+    if not locks and not p99s:
+        return
+    bands = {"waiting": band_of([v["waiting"] for t, v in locks if t < run.s0], slack=1.0,
+                                lower=False),
+             "write_p99_s": band_of([v["write_p99_s"] for t, v in p99s if t + 0.5 <= run.s0],
+                                    rel=1.0, slack=0.05, lower=False)}
+    state = steady_state(sorted(locks + p99s, key=lambda s: s[0]), healed_t=run.s1,
+                         hold_s=1.0, bands=bands, end_t=run.end)
+    rec = state.recovery_s
+    found.figures["queue_recovery_s"] = None if rec is None else round(rec, 2)
 
 
 def stall_rule(run: Observed, found: Findings) -> None:

@@ -15,8 +15,6 @@ outside the flood's connections. Steps:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from pathlib import Path
 
 from repro.harness.checks import Outcome, Verdict, run_checker
 from repro.harness.envelope import envelope
@@ -27,18 +25,16 @@ from repro.harness.faults.ssh_flood import SshFlood
 from repro.harness.history import History
 from repro.harness.hosts import open_hosts
 from repro.harness.hosts.base import Host
-from repro.harness.probes.heartbeat import Heartbeat
+from repro.harness.probes.heartbeat import Heartbeat, wait_baseline
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
+from repro.harness.workloads.hostinit import apply_host_init
 from repro.mtu_wedge import check
 from repro.mtu_wedge.config import MtuWedgeConfig
 
 INCIDENT = "mtu_wedge"
-BASELINE_SAMPLES = 4
-BASELINE_TIMEOUT_S = 15.0
 SAMPLE_EVERY_S = 0.5
 SETTLE_S = check.RECOVERY_S + 1.5  # long enough to see frozen sessions answer again
-INIT_TIMEOUT_S = 60.0
 
 
 def run(run_ctx: Run, cfg: MtuWedgeConfig, label: str, expect: Outcome = Outcome.PASS
@@ -48,24 +44,11 @@ def run(run_ctx: Run, cfg: MtuWedgeConfig, label: str, expect: Outcome = Outcome
         target, client = hosts["target"], hosts["client"]
         env.target = target.name
         env.history.append("host", target.name, event="ready", url=target.url())
-        init_failure = _apply_host_init(hosts.values(), cfg.host_init, env.history)
+        init_failure = apply_host_init(hosts.values(), cfg.host_init, env.history)
         if init_failure:
             return env.result(Verdict(Outcome.FAIL, (init_failure,), {}))
         _observe_network(target, client, env.history)
         return env.result(_flood_and_observe(run_ctx, cfg, target, client, env.history))
-
-
-def _apply_host_init(hosts: Iterable[Host], script: Path, history: History) -> str:
-    body = script.read_bytes()
-    for host in hosts:
-        host.put(body, "/tmp/repro-host-init.sh", 0o755)
-        res = host.run("sh /tmp/repro-host-init.sh", timeout=INIT_TIMEOUT_S, check=False)
-        history.append("host", host.name, event="init", exit_code=res.exit_code,
-                       output=(res.stdout + res.stderr)[-500:])
-        if not res.ok:
-            return (f"host_init {script.name} failed on {host.name} "
-                    f"(exit {res.exit_code}): {(res.stdout + res.stderr).strip()[-200:]}")
-    return ""
 
 
 def _observe_network(target: Host, client: Host, history: History) -> None:
@@ -86,7 +69,7 @@ def _flood_and_observe(run_ctx: Run, cfg: MtuWedgeConfig, target: Host, client: 
     heartbeat = Heartbeat(history, target.name, target.address, run_ctx.key.private_path,
                           interval_s=cfg.heartbeat_interval_s)
     with heartbeat:
-        if not _wait_baseline(history, target.name):
+        if not wait_baseline(history, target.name):
             return Verdict(Outcome.INCONCLUSIVE,
                            (f"no healthy heartbeat from {target.name} before the flood",), {})
         flood = SshFlood(client=client, target=target, streams=cfg.streams, history=history)
@@ -99,15 +82,3 @@ def _flood_and_observe(run_ctx: Run, cfg: MtuWedgeConfig, target: Host, client: 
             flood.sample()
         time.sleep(SETTLE_S)  # observation window after the flood, not synchronisation
     return run_checker(check.check, history.events(), params)
-
-
-def _wait_baseline(history: History, host: str) -> bool:
-    deadline = time.monotonic() + BASELINE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        healthy = [e for e in history.events() if e.kind == "probe" and e.host == host
-                   and e.get("ok")]
-        if len(healthy) >= BASELINE_SAMPLES:
-            return True
-        time.sleep(0.05)  # condition poll
-    return False
-

@@ -11,10 +11,11 @@ host, on the same clock: a tick after the eviction instant shows the server aliv
 the eviction is a misfire, a failure: "evicted srv-1 at Sun 00:02:30
 America/Los_Angeles: no heartbeat since Sat 23:59:00".
 
-Inconclusive, never green: a window whose ticks have a gap of ttl/2 or more (the host
-itself stalled: its processes were not running, so a missing fire proves nothing), a
-clock fault that did not land, or a week whose windows (read back from the hosts'
-ticks) did not cover a midnight into each of the seven days.
+Inconclusive, never green: an eviction whose silence holds a gap of ttl/2 or more in
+the harness's ticks (the host itself stalled: its processes were not running, so the
+missing fires prove nothing; a stall elsewhere in a window explains nothing), a clock
+fault that did not land, or a week whose windows (read back from the hosts' ticks) did
+not cover a midnight into each of the seven days.
 """
 
 from __future__ import annotations
@@ -98,17 +99,22 @@ def evictions(o: Observed, ttl_s: float) -> list[Eviction]:
 
 
 def misfires(o: Observed, ttl_s: float) -> list[Eviction]:
-    """Evictions of a server the harness saw alive (its ticks went on), in a window it can
-    judge (the host did not stall, its clock landed)."""
-    if stalled(o, ttl_s) or o.shortfall:
+    """Evictions of a server the harness saw alive (its ticks went on), in a window whose
+    clock landed, that no stall of the host explains."""
+    if o.shortfall:
         return []
-    return evictions(o, ttl_s)
+    return [e for e in evictions(o, ttl_s) if not stalled(o, ttl_s, e)]
 
 
-def stalled(o: Observed, ttl_s: float) -> float:
-    """The longest gap between the harness's ticks when it is ttl/2 or more, else 0."""
-    gap = max((b - a for a, b in pairwise(o.ticks)), default=0.0)
-    return gap if gap >= ttl_s / 2 or not o.ticks else 0.0
+def stalled(o: Observed, ttl_s: float, e: Eviction | None = None) -> float:
+    """The longest gap between the harness's ticks, when it is ttl/2 or more (the host's
+    processes did not run: fires it held back can add up to an eviction), else 0; with
+    `e`, only a gap inside that eviction's silence counts (a stall elsewhere in the
+    window explains nothing, and hides nothing: the switch reads the ticks after it)."""
+    pairs = [(a, b) for a, b in pairwise(o.ticks)
+             if e is None or (b > e.last and a < e.at)]
+    gap = max((b - a for a, b in pairs), default=0.0)
+    return gap if gap >= ttl_s / 2 else 0.0
 
 
 def covered(o: Observed, p: Params) -> bool:
@@ -165,17 +171,20 @@ def _unjudged(seen: list[Observed], p: Params) -> Findings:
         where = f"{o.server}'s window over {local_day(o.window.midnight, o.window.zone)}"
         if o.shortfall:
             out.inconclusive.append(f"{where}: the clock did not land: {o.shortfall}")
-        elif gap := stalled(o, p.ttl_s):
-            out.inconclusive.append(f"{where}: the host stalled ({gap:.0f} s of its clock "
-                                    "without a tick of the harness's): a missed fire proves "
-                                    "nothing there")
+            continue
+        for e in evictions(o, p.ttl_s):
+            if gap := stalled(o, p.ttl_s, e):
+                out.inconclusive.append(
+                    f"{where}: the host stalled ({gap:.0f} s of its clock without a tick of "
+                    f"the harness's) before {e.describe()}: the stall explains it")
     return out
 
 
 def _week_covered(week: list[Observed], p: Params) -> Findings:
     """A midnight into each of the seven days, crossed by a judged window of some server."""
     days = {DAYS[_weekday(o.window.midnight, o.window.zone)] for o in week
-            if covered(o, p) and not stalled(o, p.ttl_s) and not o.shortfall}
+            if covered(o, p) and not o.shortfall
+            and not any(stalled(o, p.ttl_s, e) for e in evictions(o, p.ttl_s))}
     missing = [d for d in DAYS if d not in days]
     if missing:
         return inconclusive(f"the hosts' clocks did not cover the midnight into "

@@ -44,6 +44,16 @@ class Applied:
         return not self.shortfall
 
 
+def machine_of(host: object) -> tuple[Any, int | None]:
+    """What a whole host is on this machine: (its Docker container, None) or (None, its QEMU
+    process id); (None, None) for a host the harness cannot stop as a whole (ssh, EC2)."""
+    container = getattr(host, "container", None)
+    if container is not None:
+        return container, None
+    proc = getattr(getattr(host, "vm", None), "proc", None)
+    return None, proc.pid if proc is not None else None
+
+
 class Fault(Protocol):
     name: str
 

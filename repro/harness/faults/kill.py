@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from repro.harness.errors import FaultError
-from repro.harness.faults.base import Applied
+from repro.harness.faults.base import Applied, machine_of
 from repro.harness.faults.link import CMD_TIMEOUT_S
 from repro.harness.hosts.base import Host
 from repro.harness.probes.tcp import connects
@@ -46,18 +46,17 @@ class KillHost:
         return self.host.name
 
     def inject(self) -> Applied:
-        container = getattr(self.host, "container", None)
-        vm = getattr(self.host, "vm", None)
+        container, qemu_pid = machine_of(self.host)
         began = self.clock() if self.clock else None
         if container is not None:
             how = "docker kill"
             import docker.errors
             with contextlib.suppress(docker.errors.APIError):  # already dead: measured below
                 container.kill()
-        elif vm is not None and vm.proc is not None:
+        elif qemu_pid is not None:
             how = "SIGKILL qemu"
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(vm.proc.pid, signal.SIGKILL)
+                os.killpg(qemu_pid, signal.SIGKILL)
         else:
             raise FaultError(f"{self.host.name}: killing a whole host needs a Docker or QEMU "
                              "host (KillProcess kills a process on any host)")

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from repro.harness import names
 from repro.harness.errors import FaultError
-from repro.harness.faults.base import Applied
+from repro.harness.faults.base import Applied, machine_of
 from repro.harness.faults.link import CMD_TIMEOUT_S
 from repro.harness.hosts.base import Host
 from repro.harness.procs import eventually
@@ -63,8 +63,7 @@ class PauseHost:
         return self.host.name
 
     def inject(self) -> Applied:
-        container = getattr(self.host, "container", None)
-        vm = getattr(self.host, "vm", None)
+        container, qemu_pid = machine_of(self.host)
         began = self.clock() if self.clock else None
         if container is not None:
             self.kind = "docker pause"
@@ -74,11 +73,13 @@ class PauseHost:
             state = container.attrs["State"]["Status"]
             measured = {"state": state}
             shortfall = "" if state == "paused" else f"the container is {state}, not paused"
-        elif vm is not None and vm.proc is not None:
+        elif qemu_pid is not None:
             self.kind = "SIGSTOP qemu"
-            os.kill(vm.proc.pid, signal.SIGSTOP)
+            os.kill(qemu_pid, signal.SIGSTOP)
             self._paused = True
-            state = _proc_state(vm.proc.pid)
+            # the stop is delivered asynchronously: wait for it (every thread stopped)
+            eventually(lambda: _proc_state(qemu_pid) == "T", timeout=SETTLE_TIMEOUT_S)
+            state = _proc_state(qemu_pid)
             measured = {"state": state}
             shortfall = "" if state == "T" else f"the QEMU process is in state {state!r}"
         else:
@@ -91,15 +92,14 @@ class PauseHost:
         if not self._paused:
             return
         self._paused = False
-        container = getattr(self.host, "container", None)
-        vm = getattr(self.host, "vm", None)
+        container, qemu_pid = machine_of(self.host)
         if container is not None:
             import docker.errors
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.unpause()
-        elif vm is not None and vm.proc is not None:
+        elif qemu_pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(vm.proc.pid, signal.SIGCONT)
+                os.kill(qemu_pid, signal.SIGCONT)
 
 
 @dataclass
@@ -107,6 +107,7 @@ class FreezeProcesses:
     run: Run
     label: str
     pids: list[int]
+    clock: Callable[[], float] | None = None  # the history's: fault.start at the freeze
     name: str = "pause"
     _frozen: list[int] = field(default_factory=list, init=False)
 
@@ -127,6 +128,7 @@ class FreezeProcesses:
             with contextlib.suppress(ProcessLookupError, OSError):
                 (self.cgroup / "cgroup.procs").write_text(str(pid))
         self._frozen = _tasks(self.cgroup)
+        began = self.clock() if self.clock else None
         (self.cgroup / "freezer.state").write_text("FROZEN")
         frozen = eventually(lambda: _state(self.cgroup) == "FROZEN", timeout=SETTLE_TIMEOUT_S)
         measured = {"tasks_frozen": len(self._frozen), "processes_asked": len(tasks),
@@ -137,7 +139,7 @@ class FreezeProcesses:
         elif not frozen:
             shortfall = f"the freezer did not reach FROZEN within {SETTLE_TIMEOUT_S:.0f} s"
         return Applied(self.name, self.label, {"cgroup": str(self.cgroup), "pids": self.pids},
-                       measured, shortfall)
+                       measured, shortfall, began_t=began)
 
     def heal(self) -> None:
         if self.cgroup.is_dir():
@@ -221,10 +223,16 @@ def thaw_and_remove(cgroup: Path) -> None:
     with contextlib.suppress(OSError):
         (cgroup / "freezer.state").write_text("THAWED")
     eventually(lambda: _state(cgroup) == "THAWED", timeout=SETTLE_TIMEOUT_S)
-    for pid in _tasks(cgroup):
-        with contextlib.suppress(OSError):
-            (FREEZER_ROOT / "tasks").write_text(str(pid))
-    eventually(lambda: not _tasks(cgroup), timeout=SETTLE_TIMEOUT_S)
+
+    def emptied() -> bool:
+        # moved again on every try: a thawed task may fork meanwhile (a postmaster accepting
+        # the connections queued while it was frozen), and its child starts in this cgroup
+        for pid in _tasks(cgroup):
+            with contextlib.suppress(OSError):
+                (FREEZER_ROOT / "tasks").write_text(str(pid))
+        return not _tasks(cgroup)
+
+    eventually(emptied, timeout=SETTLE_TIMEOUT_S)
     with contextlib.suppress(OSError):
         cgroup.rmdir()
 

@@ -16,7 +16,10 @@ container, `cpu_cap`). In production the observer is another machine; here it
 is the runner, and without the cap a flood of 20 bulk ssh streams starved every
 process outside the containers' cgroup for 5 to 37 s (measured on this 2-core
 machine: the heartbeat, the runner stopping the flood, an unrelated loop), which
-made the observation worthless. With the cap the runner keeps the rest.
+made the observation worthless. With the cap the runner keeps the rest. An incident
+whose subject is a host's CPU quota (container_awareness: the JVM sizes its pools from it)
+gives that role its own quota (`DockerProvider(cpus={role: n})`); the other roles keep
+the cap.
 """
 
 from __future__ import annotations
@@ -131,12 +134,14 @@ class DockerHost:
 
 class DockerProvider:
     """`image`: what the containers run (default the base image; `docker:IMAGE` picks another,
-    e.g. an image with its host init baked in, see repro.images)."""
+    e.g. an image with its host init baked in, see repro.images). `cpus`: a role's own CPU
+    quota in place of `cpu_cap` (the quota is what the incident is about)."""
 
     name = "docker"
 
-    def __init__(self, image: str = BASE_IMAGE):
+    def __init__(self, image: str = BASE_IMAGE, cpus: Mapping[str, float] | None = None):
         self.image = image
+        self.cpus = dict(cpus or {})
 
     @contextlib.contextmanager
     def hosts(self, run: Run, roles: Sequence[str]) -> Iterator[dict[str, Host]]:
@@ -155,7 +160,8 @@ class DockerProvider:
                 options={"com.docker.network.bridge.name": run.iface("br")})
             with ThreadPoolExecutor(max_workers=min(8, len(roles))) as pool:
                 futures = [pool.submit(_start, dc, run, network, role, labels, containers,
-                                       self.image, cpu_cap(len(roles))) for role in roles]
+                                       self.image, self.cpus.get(role, cpu_cap(len(roles))))
+                           for role in roles]
                 started = [f.result() for f in futures]  # first failure raises here
             yield {h.role: h for h in started}
         finally:
@@ -182,9 +188,11 @@ MIN_HOST_CPUS = 0.25
 
 
 def cpu_cap(n_hosts: int) -> float:
-    """CPUs one container may use so that all of a run's hosts leave the observer its share."""
+    """CPUs one container may use so that all of a run's hosts leave the observer its share
+    (under pytest-xdist, each worker's hosts get 1/N of it)."""
+    from repro.harness.xdist import workers
     cpus = os.cpu_count() or 1
-    return max(MIN_HOST_CPUS, (cpus - OBSERVER_RESERVE_CPUS) / max(1, n_hosts))
+    return max(MIN_HOST_CPUS, (cpus - OBSERVER_RESERVE_CPUS) / workers() / max(1, n_hosts))
 
 
 def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
@@ -263,7 +271,9 @@ def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
 
     # containers first: networks, volumes and images are in use until they are gone
     kinds: list[tuple[str, list[Any], Callable[[Any], None], Callable[[Any], str]]] = [
-        ("container", dc.containers.list(all=True, filters=flt),
+        # ignore_removed: a container another session removes while this lists (and inspects
+        # each) is gone, not an error that crashes this run's start
+        ("container", dc.containers.list(all=True, filters=flt, ignore_removed=True),
          lambda c: c.remove(force=True), lambda c: c.name),
         ("network", dc.networks.list(filters=flt), lambda n: n.remove(), lambda n: n.name),
         ("volume", dc.volumes.list(filters=flt), lambda v: v.remove(force=True),

@@ -133,6 +133,25 @@ class Heartbeat:
             self._client = None
 
 
+BASELINE_SAMPLES = 4
+BASELINE_TIMEOUT_S = 15.0
+
+
+def wait_baseline(history: History, host: str, samples: int = BASELINE_SAMPLES,
+                  timeout: float = BASELINE_TIMEOUT_S) -> bool:
+    """Whether `samples` healthy probe samples of `host` reached the history within `timeout`
+    s: the baseline a scenario waits for before it injects its fault."""
+    def healthy() -> bool:
+        return sum(1 for e in history.events() if e.kind == "probe" and e.host == host
+                   and e.get("ok")) >= samples
+    deadline = time.monotonic() + timeout
+    while not healthy():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)  # condition poll
+    return True
+
+
 def leg(samples: list[Event], name: str) -> list[Event]:
     """The samples of one leg ("tcp" or "ssh")."""
     return [e for e in samples if e.get("leg") == name]

@@ -122,6 +122,7 @@ class RunReport:
     other_failures: list[str] = field(default_factory=list)  # failed tests outside repro/
     exit_status: int | None = None  # pytest's, once the session finished (None: not known)
     finished: bool = True           # False while the session runs
+    provenance: dict[str, Any] = field(default_factory=dict)  # repro.harness.provenance
 
     def rows(self) -> list[Row]:
         by_test: dict[str, list[IncidentResult]] = defaultdict(list)
@@ -176,6 +177,7 @@ class RunReport:
                 "session": {"finished": self.finished, "exit_status": self.exit_status,
                             "status": status.state, "headline": status.headline,
                             "other_failures": self.other_failures},
+                "provenance": self.provenance,
                 "results": results, "tests": [asdict(t) for t in self.tests]}
 
     @staticmethod
@@ -185,7 +187,8 @@ class RunReport:
         return RunReport(raw["run_id"], [IncidentResult.from_dict(d) for d in raw["results"]],
                          [TestRecord(**t) for t in raw.get("tests", [])],
                          list(session.get("other_failures", [])),
-                         session.get("exit_status"), bool(session.get("finished", True)))
+                         session.get("exit_status"), bool(session.get("finished", True)),
+                         dict(raw.get("provenance") or {}))
 
 
 def write_report_json(report: RunReport, path: Path) -> None:

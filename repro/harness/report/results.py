@@ -32,6 +32,7 @@ class IncidentResult:
     superseded: bool = False  # an inconclusive attempt that was run again
     test: str = ""  # pytest node id of the test that recorded it (repro.harness.report.record)
     notes: list[str] = field(default_factory=list)  # for a person: what could not be drawn...
+    provenance: dict[str, Any] = field(default_factory=dict)  # repro.harness.provenance
 
     @property
     def figures(self) -> dict[str, Any]:
@@ -62,7 +63,7 @@ class IncidentResult:
             expected=Outcome(d["expected"]), duration_s=d["duration_s"],
             artefacts=d["artefacts"], target=d.get("target", ""),
             superseded=d.get("superseded", False), test=d.get("test", ""),
-            notes=list(d.get("notes", [])))
+            notes=list(d.get("notes", [])), provenance=dict(d.get("provenance") or {}))
 
 
 def write_json(results: list[IncidentResult], path: Path, run_id: str) -> None:

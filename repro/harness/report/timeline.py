@@ -148,8 +148,9 @@ def draw(events: list[Event], path: Path, title: str, outcome: str = "",
         lat = ax["latency"]
         for host in hosts:
             mine = [e for e in rtts if e.host == host]
-            lat.plot([e.t for e in mine], _ms(mine, "rtt_s"), lw=1,
-                     label=f"ssh round trip {host}")
+            if mine:  # a host probed by TCP only has no round trips to draw
+                lat.plot([e.t for e in mine], _ms(mine, "rtt_s"), lw=1,
+                         label=f"ssh round trip {host}")
         for name in sorted({str(e.get("name")) for e in ops}):
             mine = [e for e in ops if str(e.get("name")) == name]
             done = [e for e in mine if e.get("ok", True)]

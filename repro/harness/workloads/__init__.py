@@ -1,1 +1,2 @@
-"""Workloads run on the hosts under test: the checkout step (and the agent that runs it)."""
+"""Workloads run on the hosts under test: the checkout step (and the agent that runs it), the
+host init script (`hostinit`)."""

@@ -53,6 +53,14 @@ def test_a_stalled_host_proves_nothing() -> None:
     assert any("the host stalled" in r for r in v.reasons)
 
 
+def test_a_stall_that_explains_no_eviction_is_judged() -> None:
+    monday = WEEK[1]
+    obs = [observed(w) for w in WEEK if w is not monday]
+    obs.append(observed(monday, stall=(monday.midnight - 40, monday.midnight + 60)))
+    v = check(events(obs), P)
+    assert v.outcome is Outcome.PASS, v.describe()
+
+
 def test_a_week_not_covered_is_inconclusive() -> None:
     v = check(events([observed(w) for w in WEEK[:6]]), P)
     assert v.outcome is Outcome.INCONCLUSIVE

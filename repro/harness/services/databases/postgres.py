@@ -209,14 +209,16 @@ def _initdb(bin_dir: Path, data_dir: Path, account: pwd.struct_passwd | None) ->
 
 
 def _start(bin_dir: Path, data_dir: Path, port: int, max_connections: int, log_path: Path,
-           account: pwd.struct_passwd | None) -> subprocess.Popen[bytes]:
+           account: pwd.struct_passwd | None, extra: dict[str, str] | None = None
+           ) -> subprocess.Popen[bytes]:
+    """The server on 127.0.0.1:`port`; `extra` settings go on top of ours (a replica's)."""
     settings = {
         "listen_addresses": "127.0.0.1", "port": str(port),
         "unix_socket_directories": str(data_dir), "max_connections": str(max_connections),
         "shared_buffers": "64MB", "fsync": "off", "synchronous_commit": "off",
         "full_page_writes": "off", "logging_collector": "off", "log_min_messages": "warning",
         "deadlock_timeout": "1s", "max_wal_size": "1GB",
-    }
+    } | (extra or {})
     cmd = [str(bin_dir / "postgres"), "-D", str(data_dir)]
     for key, value in settings.items():
         cmd += ["-c", f"{key}={value}"]

@@ -1,0 +1,1 @@
+"""Unit tests of cache_restore's checker (no hosts: hand-written histories)."""

@@ -1,0 +1,1 @@
+"""Unit tests of container_awareness's checker (no hosts: hand-written histories)."""
