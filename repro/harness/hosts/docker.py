@@ -75,6 +75,7 @@ class DockerHost:
     container: Container
     run_ctx: Run
     ready_s: float = 0.0  # from `docker create` to the first accepted login
+    ready_at: float = 0.0  # time.monotonic() of that login
 
     def run(self, command: str, *, timeout: float, check: bool = True,
             env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> CommandResult:
@@ -215,7 +216,8 @@ def _start(dc: docker.DockerClient, run: Run, network: Network, role: str,
     host.address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
     try:
         wait_for_login(host.address, run.key.private_path, READY_TIMEOUT_S)
-        host.ready_s = time.monotonic() - t0
+        host.ready_at = time.monotonic()
+        host.ready_s = host.ready_at - t0
     except (ProvisionError, paramiko.SSHException) as exc:
         raise ProvisionError(f"{name}: sshd did not accept a login within "
                              f"{READY_TIMEOUT_S:.0f} s: {exc}") from exc
