@@ -175,7 +175,10 @@ def _remove_by_name(dc: docker.DockerClient, container_names: list[str], network
     """Remove the hosts and the network of one `hosts()` block by name, so that one whose
     create call was interrupted after the daemon made it (the handle never came back) goes
     too."""
-    for c in dc.containers.list(all=True, filters={"label": names.LABEL_RUN}):
+    # ignore_removed: another run's container removed while this lists (and inspects each)
+    # is gone, not an error that would leave this block's network behind
+    for c in dc.containers.list(all=True, filters={"label": names.LABEL_RUN},
+                                ignore_removed=True):
         if c.name in container_names:
             _remove_container(c)
     for n in dc.networks.list(names=[network]):
