@@ -58,8 +58,16 @@ class Row:
     observed_s: float | None  # None: no history could be read
 
     @property
+    def beside(self) -> bool:
+        """Run side by side with another direction (slowclone): its wall time is that one's."""
+        # its test took no time of its own: the observation happened in the other's
+        return self.observed_s is not None and self.observed_s > self.wall_s + 1.0
+
+    @property
     def overhead_s(self) -> float | None:
-        return None if self.observed_s is None else max(0.0, self.wall_s - self.observed_s)
+        if self.observed_s is None or self.beside:
+            return None
+        return max(0.0, self.wall_s - self.observed_s)
 
     @property
     def overhead(self) -> float | None:
@@ -137,7 +145,7 @@ def _s(x: float | None) -> str:
 
 def total(name: str, rs: list[Row]) -> list[object]:
     wall = sum(r.wall_s for r in rs)
-    known = [r for r in rs if r.observed_s is not None]
+    known = [r for r in rs if r.observed_s is not None and not r.beside]
     observed = sum(r.observed_s or 0.0 for r in known)
     known_wall = sum(r.wall_s for r in known)
     share = (known_wall - observed) / known_wall if known_wall > 0 else None
@@ -168,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     rs = rows(run_dir)
     print(f"run {run_dir.name}: {len(rs)} reproductions")
     print(table(rs))
-    known = [r for r in rs if r.observed_s is not None]
+    known = [r for r in rs if r.observed_s is not None and not r.beside]
     wall = sum(r.wall_s for r in known)
     if wall > 0:
         share = (wall - sum(r.observed_s or 0.0 for r in known)) / wall
