@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from repro.harness.capture import Capture, analyse
 from repro.harness.faults.base import injected
-from repro.harness.faults.loss import LossModel, PacketLoss
+from repro.harness.faults.partition import Partition
 from repro.harness.history import History
 from repro.harness.hosts.base import Host
+from repro.harness.procs import wait_for
 from repro.harness.run import Run
 from tests.test_loss_docker import transfer
 
@@ -31,27 +33,48 @@ def test_clean_transfer_captured_without_retransmissions(
     assert client.run("ls /tmp | grep -c repro- || true", timeout=10).stdout.strip() == "0"
 
 
-def test_lossy_transfer_shows_retransmissions_and_backoff(
+def _sender_backoff(server: Host, port: int) -> int:
+    """The sender's RTO back-off count on its connection to `port` (ss -ti), 0 if none."""
+    out = server.run(f"ss -tni state established '( dport = :{port} )'", timeout=10,
+                     check=False).stdout
+    found = re.search(r"\bbackoff:(\d+)", out)
+    return int(found.group(1)) if found else 0
+
+
+def test_cut_transfer_shows_retransmissions_and_backoff(
         run: Run, hosts: dict[str, Host], tmp_path: Path) -> None:
-    client, server = hosts["client"], hosts["server"]
-    fault = PacketLoss(run, [client, server], LossModel(0.3, burst=4))
-    # A back-off chain needs one segment lost twice in a row: likely, not certain, in one
-    # 100 kB transfer (fast recovery often repairs the loss in 0.2 s). Up to 3 transfers.
-    with injected(fault, History()) as applied:
-        assert applied.effective, applied.shortfall
-        for attempt in range(3):
-            with Capture(client, run, server.address, tmp_path / f"lossy{attempt}.pcap",
-                         label=f"lossy{attempt}") as cap:
-                transfer(server, client, size=100_000, port=5402 + attempt)
-            assert cap.result is not None and cap.result.complete
-            a = analyse(cap.result.pcap)
-            data = max(a.flows, key=lambda f: f.payload_bytes)
-            # the capture sits before the drop rule: what the server sent is in it, resent too
-            assert data.retransmissions > 0 and data.payload_bytes > data.data_segments
-            if a.longest_backoff is not None:
-                break
+    """Deterministic: the second half of a transfer is sent into a partition, so the
+    sender's RTO must back off (0.2, 0.4, 0.8 s ...) until the cut heals."""
+    client, server, port = hosts["client"], hosts["server"], 5402
+    fifo = "/run/repro-capture-second-half"
+    client.run(f"setsid nc -l -p {port} > /dev/null 2>&1 < /dev/null &", timeout=10)
+    server.run(f"rm -f {fifo}; mkfifo {fifo}", timeout=10)
+    with Capture(client, run, server.address, tmp_path / "cut.pcap", label="cut") as cap:
+        server.run(f"setsid sh -c '(head -c 20000 /dev/urandom; cat {fifo}) | "
+                   f"nc -N -w 60 {client.address} {port}' > /dev/null 2>&1 < /dev/null &",
+                   timeout=10)
+        first_half_acked = (f"ss -tn state established '( dport = :{port} )' "
+                            "| awk 'NR>1 && $2==0' | grep -q .")
+        wait_for(lambda: server.run(first_half_acked, timeout=10, check=False).ok or None,
+                 timeout=20, interval=0.2)
+        fault = Partition(run, [client], [server])
+        with injected(fault, History()) as applied:
+            assert applied.effective, applied.shortfall
+            server.run(f"setsid sh -c 'head -c 60000 /dev/urandom > {fifo}' "
+                       "> /dev/null 2>&1 < /dev/null &", timeout=10)
+            wait_for(lambda: _sender_backoff(server, port) >= 3 or None, timeout=20, interval=0.2)
+        assert fault.restored
+        sender = f"pgrep -f 'n[c] -N -w 60 {client.address} {port}'"  # [c]: not pgrep's sh
+        wait_for(lambda: not server.run(sender, timeout=10, check=False).ok or None,
+                 timeout=30, interval=0.2)
+    server.run(f"rm -f {fifo}", timeout=10)
+    assert cap.result is not None and cap.result.complete
+    a = analyse(cap.result.pcap)
+    data = max(a.flows, key=lambda f: f.payload_bytes)
+    # the capture sits before the cut (prerouting): what the server sent is in it, resent too
+    assert data.retransmissions >= 3 and data.payload_bytes > 80_000
     assert data.longest_gap_s >= 0.2           # at least one retransmission timeout (200 ms)
-    run_ = a.longest_backoff
-    assert run_ is not None and all(b >= 1.5 * x for x, b in zip(run_.gaps, run_.gaps[1:],
-                                                                 strict=False))
+    chain = a.longest_backoff
+    assert chain is not None and chain.retransmissions >= 3
+    assert all(b >= 1.5 * x for x, b in zip(chain.gaps, chain.gaps[1:], strict=False))
     assert "retrans" in a.table()
