@@ -61,3 +61,31 @@ def test_mtu_fault_is_confirmed_by_df_probes_and_healed(run, tmp_path):
             assert not applied.effective and "DF probe does not confirm" in applied.shortfall
     kinds = [e.kind for e in history.events()]
     assert kinds.count("fault.start") == kinds.count("fault.stop") == 2
+
+
+def test_login_files_are_mounted_and_the_host_is_known_while_it_lives(run):
+    from repro.harness.hosts import docker as dh
+    with open_hosts("docker", run, ["m"]) as hosts:
+        m = hosts["m"]
+        assert isinstance(m, dh.DockerHost) and 0 < m.ready_s < dh.READY_TIMEOUT_S
+        login = run.scratch / "login-m"
+        # the host's /root/.ssh is the run's directory: what sshd read is what the runner wrote
+        assert m.run("cat /root/.ssh/authorized_keys", timeout=10).stdout.strip() \
+            == run.key.public_line.strip()
+        assert (login / "authorized_keys").stat().st_mode & 0o777 == 0o600
+        m.put(b"x\n", "/root/.ssh/known_hosts")  # the host may write there (ssh:// runs do)
+        assert (login / "known_hosts").read_bytes() == b"x\n"
+        assert dh.on_this_kernel(m.address)
+        address = m.address
+    assert not dh.on_this_kernel(address)
+    assert not (run.scratch / "login-m").exists()
+
+
+def test_login_files_are_copied_in_where_they_cannot_be_mounted(run, monkeypatch):
+    from repro.harness.hosts import docker as dh
+    monkeypatch.setattr(dh, "_can_mount_login", lambda *a: False)
+    with open_hosts("docker", run, ["c"]) as hosts:
+        c = hosts["c"]
+        assert c.run("cat /root/.ssh/authorized_keys", timeout=10).stdout.strip() \
+            == run.key.public_line.strip()
+        assert not (run.scratch / "login-c").exists()
