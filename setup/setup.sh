@@ -28,7 +28,8 @@ stamp_set() { printf '%s' "$2" > "$CACHE/stamps/$1"; }
 # ---- packages ----------------------------------------------------------------
 PACKAGES=(docker.io debootstrap nftables iproute2 ethtool tcpdump iputils-ping
           openssh-client qemu-system-x86 qemu-utils postgresql python3-venv
-          chromium etcd-server etcd-client prometheus faketime openjdk-17-jdk-headless)
+          chromium etcd-server etcd-client prometheus faketime openjdk-17-jdk-headless
+          lz4)  # lz4: the guest kernel's payload, unpacked to boot it as a PVH ELF
 step_packages() {
     local want; want=$(printf '%s\n' "${PACKAGES[@]}" | hash_of)
     local missing=()

@@ -159,3 +159,30 @@ def test_netem_shortfall_uses_the_binomial_tolerance():
     assert "short of the 100" in slow.shortfall(
         {"sent": 400, "received": 400, "loss_pct": 0.0, "rtt_median_ms": 1.0},
         "qdisc netem 8001: root delay 100ms")
+
+
+def _elf_with_note(note_type: int) -> bytes:
+    """An ELF64 header, one PT_NOTE program header and its note (name "Xen")."""
+    import struct
+    note = struct.pack("<III", 4, 8, note_type) + b"Xen\x00" + b"\x00" * 8
+    phoff, note_at = 64, 64 + 56
+    header = (b"\x7fELF\x02\x01\x01" + b"\x00" * 9
+              + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, phoff, 0, 0, 64, 56, 1, 0, 0, 0))
+    phdr = struct.pack("<IIQQQQQQ", 4, 4, note_at, 0, 0, len(note), len(note), 4)
+    return header + phdr + note
+
+
+def test_the_pvh_kernel_is_found_behind_the_bzimage_setup_and_checked():
+    elf = _elf_with_note(qemu_image.XEN_ELFNOTE_PHYS32_ENTRY)
+    bzimage = b"MZ setup code \x1f\x8b\x08 not a stream " + gzip.compress(elf) + b"trailer"
+    assert qemu_image.pvh_kernel(bzimage) == elf
+    assert qemu_image.pvh_kernel(gzip.compress(_elf_with_note(17))) is None  # no PVH entry
+    assert not qemu_image.elf_has_pvh_entry(elf[:-4])   # a segment past the end: truncated
+    assert qemu_image.pvh_kernel(b"no compressed payload at all") is None
+
+
+def test_the_boot_kernel_is_the_pvh_elf_when_the_image_has_one(tmp_path: Path):
+    (tmp_path / "vmlinuz").write_bytes(b"bz")
+    assert qemu_image.boot_kernel(tmp_path).name == "vmlinuz"
+    (tmp_path / "vmlinux").write_bytes(b"elf")
+    assert qemu_image.boot_kernel(tmp_path).name == "vmlinux"

@@ -6,8 +6,9 @@ Model: an ImageRef names one image and the backend that boots it:
                      image); if it holds /etc/repro/host-init.sh its command runs
                      that first, as a machine runs its init before its services
   qemu:DIR           a QEMU guest image directory (vmlinuz, initrd.img, rootfs.img,
-                     manifest.json, host_key.pub: the layout repro.harness.hosts.qemu.image
-                     builds); its init runs from busybox init's `sysinit` entry
+                     manifest.json, host_key.pub, optionally vmlinux: the layout
+                     repro.harness.hosts.qemu.image builds); its init runs from busybox
+                     init's `sysinit` entry
   ec2:ami-...        an EC2 AMI (`ami-...` alone also works): its init is whatever
                      the AMI runs at boot (the image pipeline bakes it in)
 
@@ -158,7 +159,7 @@ def bake_qemu(run: Run, init: Path, name: str, base: Path | None = None) -> Imag
     src = base or find_image().directory
     dest = run.scratch / "images" / run.name(name)
     dest.mkdir(parents=True)
-    for f in QEMU_FILES:
+    for f in [*QEMU_FILES, *(["vmlinux"] if (src / "vmlinux").is_file() else [])]:
         if f == "rootfs.img":
             subprocess.run(["cp", "--sparse=always", str(src / f), str(dest / f)], check=True,
                            timeout=CMD_TIMEOUT_S, capture_output=True)
