@@ -14,13 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.test_shards import HOSTLESS
+
 ROOT = Path(__file__).parents[1]
 
 
 def test_two_workers_give_one_report(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "repro/",
-         "-m", "not mongo", "--repro-provider", "docker:repro-absent-image:none",
+         "-m", HOSTLESS, "--repro-provider", "docker:repro-absent-image:none",
          "--repro-run-id", "X1", "--repro-reports", str(tmp_path)],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert "report: " + str(tmp_path / "X1" / "summary.md") in res.stdout, res.stdout[-2000:]
@@ -29,7 +31,7 @@ def test_two_workers_give_one_report(tmp_path: Path) -> None:
     assert len(nodeids) == len(set(nodeids)) and all("@" not in n for n in nodeids)
     collected = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
-         "repro/", "-m", "not mongo"], capture_output=True, text=True, timeout=300,
+         "repro/", "-m", HOSTLESS], capture_output=True, text=True, timeout=300,
         cwd=ROOT).stdout
     reproductions = sorted(line for line in collected.splitlines()
                            if "::" in line and "/tests/" not in line)
