@@ -12,7 +12,7 @@ class SlowcloneConfig:
     checkout: Path = Path("slowclone/fixed.sh")  # the build's checkout step, run on the build host
     loss: float = 0.3             # packet loss between build host and git server, each way
     burst: float = 4.0            # mean packets lost in a row (Gilbert-Elliott); 1 = independent
-    budget_s: float = 60.0        # the longest the step may run before it must give up by itself
+    budget_s: float = 30.0        # the longest the step may run before it must give up by itself
     cancel_after_s: float = 10.0  # when the cancel run sends SIGTERM to the step's process group
     cancel_grace_s: float = 5.0   # by when the step and every git child must be gone
     repo_mb: float = 16.0         # size of the generated repository (random, incompressible)
