@@ -112,6 +112,15 @@ def test_a_starved_observer_is_inconclusive():
     assert any("observer was starved" in r for r in v.reasons)
 
 
+def test_an_ssh_leg_silent_past_the_freeze_limit_is_inconclusive_never_a_pass():
+    # TCP samples throughout, the ssh leg's last answer at 2 s, its next sample only at 28 s:
+    # a freeze there could have gone unseen (seen in CI when a round trip hung unbounded)
+    samples = [e for e in heartbeat(T, 0, 30) if e.get("leg") == "tcp" or not 2.0 < e.t < 28.0]
+    v = check(samples + flood(), P)
+    assert v.outcome is Outcome.INCONCLUSIVE, v.reasons
+    assert any("without a sample of its ssh session" in r for r in v.reasons)
+
+
 def test_sessions_frozen_while_tcp_answers_fail_even_when_streams_moved_nothing():
     # the postmortem's "logged-in sessions became instantly unresponsive": TCP answers, the
     # frozen sshd starves the streams too. Before: inconclusive (streams idle, host not gone

@@ -10,7 +10,8 @@ gone; a freeze still open when observation ended too soon to tell is
 inconclusive), its boot id never changed, every stream moved data
 after the go signal, and the flood lasted `duration_s`. When the observer
 itself was starved for longer than `max_gap_s` (no sample at all), a gap that
-long could have gone unseen: inconclusive. Inconclusive when the flood did not reach its
+long could have gone unseen: inconclusive; so is an ssh leg silent for longer
+than the freeze limit. Inconclusive when the flood did not reach its
 target (fewer streams than asked) *and* the target stayed reachable, i.e.
 nothing but the harness explains the shortfall; a flood cut short by the
 target vanishing is the incident, not a harness failure.
@@ -172,7 +173,9 @@ def _not_in_effect(o: Observed, p: Params) -> Findings:
     target's collapse is the incident, not a harness failure."""
     if o.vanished:
         return Findings()
-    found = observer_starved(o.network, p.max_gap_s)
+    found = merge(observer_starved(o.network, p.max_gap_s),
+                  observer_starved(o.sessions, SESSION_FREEZE_FACTOR * p.max_gap_s,
+                                   what="sample of its ssh session"))
     if o.streams_up < p.streams:
         found = merge(found, inconclusive(
             f"only {o.streams_up}/{p.streams} ssh streams ran against {p.target} while it "

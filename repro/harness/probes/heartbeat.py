@@ -17,7 +17,12 @@ never delays the other:
   ssh leg  one round trip on a long-lived ssh session reading the boot id
            (timeout 4 intervals, at least 1.5 s: a loaded sshd is slow, not
            gone). A changed boot id is a reboot, even if the host answers
-           again: the blind spot of the first postmortem.
+           again: the blind spot of the first postmortem. The round trip runs
+           on a worker thread and the round waits for it at most the timeout:
+           paramiko waits for a channel request's reply with no bound, so a
+           session that froze there would otherwise stop the leg's samples.
+           A call still unanswered is waited on again by the next round (it
+           is the same frozen session), never abandoned for a fresh login.
 
 Each round appends one `probe` event with `leg` ("tcp" or "ssh"), `ok`, and
 for the ssh leg `ssh_ok`, `rtt_s`, `boot_id` (the tcp leg: `tcp_ok`). Every
@@ -34,6 +39,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as RoundTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,12 +67,15 @@ class Heartbeat:
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
     _client: paramiko.SSHClient | None = field(default=None, init=False)
+    _worker: ThreadPoolExecutor = field(init=False)
+    _call: Future[tuple[str, float]] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if not self.tcp_timeout_s:
             self.tcp_timeout_s = (LOCAL_TCP_TIMEOUT_S if on_this_kernel(self.address)
                                   else max(0.5, 2 * self.interval_s))
         self.ssh_timeout_s = self.ssh_timeout_s or max(1.5, 4 * self.interval_s)
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"heartbeat-ssh-{self.host_name}")
 
     def start(self) -> None:
         for leg, round_ in (("tcp", self.tcp_round), ("ssh", self.ssh_round)):
@@ -78,7 +88,8 @@ class Heartbeat:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=self.ssh_timeout_s * 3 + 5)
-        self._close()
+        self._close()  # also ends a round trip still waiting on a frozen session
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Heartbeat:
         self.start()
@@ -109,22 +120,35 @@ class Heartbeat:
         self.history.append("probe", self.host_name, leg="tcp", ok=ok, tcp_ok=ok)
 
     def ssh_round(self) -> None:
-        started = time.monotonic()
+        if self._call is None:
+            self._call = self._worker.submit(self._boot_id_round_trip)
         try:
-            client = self._session()
-            _, stdout, _ = client.exec_command(f"cat {BOOT_ID}", timeout=self.ssh_timeout_s)
-            boot = stdout.read().decode().strip()
-            if stdout.channel.recv_exit_status() != 0 or not boot:
-                raise paramiko.SSHException("no boot id")
+            boot, rtt = self._call.result(timeout=self.ssh_timeout_s)
+        except RoundTimeout:
+            boot = ""  # unanswered: the next round waits on the same call
         except (OSError, paramiko.SSHException, EOFError):
+            self._call = None
             transport = self._client.get_transport() if self._client else None
             if transport is None or not transport.is_active():
                 self._close()  # the next round logs in afresh
+            boot = ""
+        else:
+            self._call = None
+        if not boot:
             self.history.append("probe", self.host_name, leg="ssh", ok=False, ssh_ok=False,
                                 rtt_s=None, boot_id=None)
             return
         self.history.append("probe", self.host_name, leg="ssh", ok=True, ssh_ok=True,
-                            rtt_s=round(time.monotonic() - started, 4), boot_id=boot)
+                            rtt_s=round(rtt, 4), boot_id=boot)
+
+    def _boot_id_round_trip(self) -> tuple[str, float]:
+        started = time.monotonic()
+        client = self._session()
+        _, stdout, _ = client.exec_command(f"cat {BOOT_ID}", timeout=self.ssh_timeout_s)
+        boot = stdout.read().decode().strip()
+        if stdout.channel.recv_exit_status() != 0 or not boot:
+            raise paramiko.SSHException("no boot id")
+        return boot, time.monotonic() - started
 
     def _session(self) -> paramiko.SSHClient:
         if self._client is None:
