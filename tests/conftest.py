@@ -19,6 +19,7 @@ from repro.harness.hosts import open_hosts
 from repro.harness.hosts.base import Host
 from repro.harness.run import Run, start_run
 from tests.leftovers import leftovers
+from tests.sshd_stub import sshd  # noqa: F401 (a fixture: a freezable ssh server)
 
 
 @pytest.fixture(scope="module")

@@ -9,79 +9,15 @@ session once thawed: the frozen session is what it watches, never a fresh login.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import paramiko
-import pytest
 
 from repro.harness.checks import longest_silence
 from repro.harness.history import Event, History
+from repro.harness.hosts.sshhost import GRACE_S, SshAuth, SshCommander, SshEndpoint
 from repro.harness.probes.heartbeat import Heartbeat, leg
-
-BOOT = "0f0e0d0c-boot"
-
-
-class FreezableSshd(paramiko.ServerInterface):
-    """Accepts any public key; an exec request waits while `frozen` is set."""
-
-    def __init__(self) -> None:
-        self.frozen = threading.Event()
-        self.thawed = threading.Event()
-        self.logins = 0
-
-    def get_allowed_auths(self, username: str) -> str:
-        return "publickey"
-
-    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        self.logins += 1
-        return paramiko.AUTH_SUCCESSFUL
-
-    def check_channel_request(self, kind: str, chanid: int) -> int:
-        return paramiko.OPEN_SUCCEEDED
-
-    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
-        if self.frozen.is_set():
-            self.thawed.wait(30)  # blocks this transport's thread: the session is frozen
-        threading.Thread(target=self._answer, args=(channel,), daemon=True).start()
-        return True
-
-    @staticmethod
-    def _answer(channel: paramiko.Channel) -> None:
-        channel.sendall(f"{BOOT}\n".encode())
-        channel.send_exit_status(0)
-        channel.close()
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[tuple[FreezableSshd, int, Path]]:
-    key = paramiko.RSAKey.generate(2048)
-    key_path = tmp_path / "id_rsa"
-    key.write_private_key_file(str(key_path))
-    server = FreezableSshd()
-    listener = socket.create_server(("127.0.0.1", 0))
-    transports: list[paramiko.Transport] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            t = paramiko.Transport(conn)
-            t.add_server_key(key)
-            t.start_server(event=threading.Event(), server=server)  # returns at once
-            transports.append(t)
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield server, listener.getsockname()[1], key_path
-    server.thawed.set()
-    listener.close()
-    for t in transports:
-        t.close()
+from tests.sshd_stub import BOOT, FreezableSshd
 
 
 def _ssh(history: History) -> list[Event]:
@@ -117,3 +53,17 @@ def test_a_session_frozen_at_its_channel_request_keeps_the_leg_sampling(
     assert longest_silence(samples) < 1.0, "a round went unsampled for longer than its timeout"
     assert server.logins == 1, "the leg logged in afresh instead of watching the frozen session"
     assert samples[-1].get("boot_id") == BOOT
+
+
+def test_a_host_command_on_a_frozen_session_gives_up_at_its_deadline(
+        sshd: tuple[FreezableSshd, int, Path]) -> None:
+    server, port, key_path = sshd
+    commander = SshCommander(SshEndpoint("127.0.0.1", port), SshAuth(key_path))
+    code, out, _ = commander.execute("cat /proc/sys/kernel/random/boot_id", timeout=0.5)
+    assert code == 0 and out.decode().strip() == BOOT, (code, out, _)
+    server.frozen.set()
+    started = time.monotonic()
+    code, _, err = commander.execute("cat /proc/sys/kernel/random/boot_id", timeout=0.5)
+    took = time.monotonic() - started
+    assert code is None and b"never answered the command's request" in err, err
+    assert took < 0.5 + GRACE_S + 2.0, f"a command on a frozen session took {took:.1f} s"

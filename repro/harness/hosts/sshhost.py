@@ -23,6 +23,7 @@ import base64
 import contextlib
 import select
 import shlex
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -123,9 +124,11 @@ class SshCommander:
     def sudo(self) -> bool:
         return self.endpoint.user != "root"
 
-    def connect(self, timeout: float | None = None) -> paramiko.Transport:
-        """The live transport, (re)opened within `timeout` (at most connect_s); raises
-        OSError, EOFError or paramiko.SSHException when the host cannot be reached."""
+    def connect(self, timeout: float | None = None, sock: socket.socket | None = None
+                ) -> paramiko.Transport:
+        """The live transport, (re)opened within `timeout` (at most connect_s), over `sock`
+        when given (an already connected socket: a readiness poll's); raises OSError,
+        EOFError or paramiko.SSHException when the host cannot be reached."""
         with self._lock:
             t = self._client.get_transport() if self._client else None
             if t is not None and t.is_active():
@@ -134,7 +137,7 @@ class SshCommander:
             client = self.auth.client(self.endpoint)
             limit = min(self.connect_s, max(timeout or self.connect_s, 1.0))
             try:
-                client.connect(self.endpoint.host, port=self.endpoint.port,
+                client.connect(self.endpoint.host, port=self.endpoint.port, sock=sock,
                                username=self.endpoint.user, **self.auth.connect_kwargs(limit))
             except BaseException:
                 client.close()
@@ -193,11 +196,32 @@ class SshCommander:
 def _exchange(chan: paramiko.Channel, command: str, stdin: bytes | None, deadline: float,
               out: bytearray, err: bytearray) -> int | None:
     """Run `command` on an open channel: stdin in, stdout/stderr into `out`/`err`, until it
-    exits (its code) or the deadline passes (None: gave up waiting, or connection lost)."""
-    chan.exec_command(command)
-    if stdin:
-        chan.sendall(stdin)
-    chan.shutdown_write()
+    exits (its code) or the deadline passes (None: gave up waiting, or connection lost).
+    paramiko waits for the reply to the exec request without a bound (a frozen sshd never
+    sends it): a timer closes the channel at the deadline, which ends that wait."""
+    fired = threading.Event()
+
+    def give_up() -> None:
+        fired.set()
+        chan.close()
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        chan.exec_command(command)
+        if stdin:
+            chan.settimeout(max(0.1, deadline - time.monotonic()))  # a full window: bounded
+            chan.sendall(stdin)
+            chan.settimeout(None)
+        chan.shutdown_write()
+    except (OSError, paramiko.SSHException):
+        if not fired.is_set():
+            raise
+        err += b"\n(the host never answered the command's request: runner gave up waiting)"
+        return None
+    finally:
+        watchdog.cancel()
     while True:
         left = deadline - time.monotonic()
         if left <= 0:

@@ -22,7 +22,9 @@ never delays the other:
            paramiko waits for a channel request's reply with no bound, so a
            session that froze there would otherwise stop the leg's samples.
            A call still unanswered is waited on again by the next round (it
-           is the same frozen session), never abandoned for a fresh login.
+           is the same frozen session), never abandoned for a fresh login or
+           a second channel (rounds that gave up on their channels left them
+           open, and at sshd's MaxSessions every later round was refused).
 
 Each round appends one `probe` event with `leg` ("tcp" or "ssh"), `ok`, and
 for the ssh leg `ssh_ok`, `rtt_s`, `boot_id` (the tcp leg: `tcp_ok`). Every
@@ -142,12 +144,22 @@ class Heartbeat:
                             rtt_s=round(rtt, 4), boot_id=boot)
 
     def _boot_id_round_trip(self) -> tuple[str, float]:
+        """One exec on the long-lived session, waited for without a bound (the round waits
+        at most ssh_timeout_s; stop() ends a wait on a session that never answers). Its
+        channel is closed whatever happens: a channel given up on while opening would be
+        confirmed later and stay open, and sshd refuses a connection's 11th session."""
         started = time.monotonic()
-        client = self._session()
-        _, stdout, _ = client.exec_command(f"cat {BOOT_ID}", timeout=self.ssh_timeout_s)
-        boot = stdout.read().decode().strip()
-        if stdout.channel.recv_exit_status() != 0 or not boot:
-            raise paramiko.SSHException("no boot id")
+        transport = self._session().get_transport()
+        if transport is None:
+            raise paramiko.SSHException("not connected")
+        chan = transport.open_session()
+        try:
+            chan.exec_command(f"cat {BOOT_ID}")
+            boot = chan.makefile("rb").read().decode().strip()
+            if chan.recv_exit_status() != 0 or not boot:
+                raise paramiko.SSHException("no boot id")
+        finally:
+            chan.close()
         return boot, time.monotonic() - started
 
     def _session(self) -> paramiko.SSHClient:
