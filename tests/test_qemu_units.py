@@ -4,6 +4,7 @@ initramfs archive, names, the recipe hash, fault arithmetic."""
 from __future__ import annotations
 
 import gzip
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from repro.harness.history import History
 from repro.harness.hosts.qemu import guest as qemu_guest
 from repro.harness.hosts.qemu import image as qemu_image
 from repro.harness.hosts.qemu import net as qemu_net
+from repro.harness.hosts.qemu import vm as qemu_vm
+from repro.harness.hosts.qemu.tsc import host_tsc_khz, measure_tsc_khz
 from repro.harness.probes.kernel_log import KernelLogWatcher, scan
 
 CONSOLE = """\
@@ -111,7 +114,7 @@ def test_initramfs_is_a_newc_archive_with_init_busybox_and_modules(tmp_path: Pat
     assert files["bin/sh"] == (0o120777, b"busybox")
     order = files["modules.order"][1].decode().split()
     assert order[-1] == "virtio_blk.ko" and order.index("virtio.ko") < order.index(
-        "virtio_pci.ko")
+        "virtio_mmio.ko")
 
 
 def test_recipe_hash_follows_the_guest_scripts(monkeypatch: pytest.MonkeyPatch):
@@ -186,3 +189,43 @@ def test_the_boot_kernel_is_the_pvh_elf_when_the_image_has_one(tmp_path: Path):
     assert qemu_image.boot_kernel(tmp_path).name == "vmlinuz"
     (tmp_path / "vmlinux").write_bytes(b"elf")
     assert qemu_image.boot_kernel(tmp_path).name == "vmlinux"
+
+
+def test_the_host_tsc_rate_is_measured_consistently_and_agrees_with_cpuinfo():
+    first, second = measure_tsc_khz(), measure_tsc_khz()
+    assert first is not None and second is not None
+    assert abs(first - second) / first < 0.005
+    flags = Path("/proc/cpuinfo").read_text()
+    if " tsc_known_freq" in flags:  # the kernel took the rate from the hypervisor: cpu MHz is it
+        mhz = float(flags.split("cpu MHz")[1].split(":")[1].split()[0])
+        assert abs(first / 1000 - mhz) / mhz < 0.005
+
+
+def test_the_tsc_rate_is_measured_once_even_by_vms_booting_in_parallel():
+    # a second measurement racing the first unmapped its page under it: a segfault
+    with ThreadPoolExecutor(8) as pool:
+        rates = set(pool.map(lambda _: host_tsc_khz(), range(8)))
+    assert len(rates) == 1 and None not in rates
+
+
+def test_a_tcg_guest_is_told_its_tsc_rate_and_a_kvm_guest_is_not():
+    assert qemu_vm.clock_cmdline(qemu_vm.Accel("kvm", "test")) == ""
+    tcg = qemu_vm.clock_cmdline(qemu_vm.Accel("tcg", "test"))
+    assert tcg == f" tsc_early_khz={host_tsc_khz()} tsc=reliable"
+
+
+def test_a_microvm_gets_mmio_devices_and_its_disks_in_order(tmp_path: Path):
+    image = qemu_image.GuestImage(tmp_path, tmp_path / "vmlinux", tmp_path / "initrd.img",
+                                  tmp_path / "rootfs.img", "6.1", "test", "ssh-ed25519 AAAA")
+    vm = qemu_vm.Vm("repro-ab12-t", "t", image, qemu_vm.VmSpec(disks_mb=(100, 200)),
+                    qemu_vm.Accel("kvm", "test"), tmp_path, tmp_path / "con.log", "rpab12t1",
+                    "52:54:00:ab:12:01", "console=ttyS0")
+    argv = vm.argv()
+    assert argv[argv.index("-M") + 1].startswith("microvm,")
+    devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    assert not [d for d in devices if "pci" in d], devices
+    disks = [d.split("drive=")[1] for d in devices if d.startswith("virtio-blk-device")]
+    drives = {d.split(",")[0][3:]: d for d in (argv[i + 1] for i, a in enumerate(argv)
+                                                 if a == "-drive")}  # id=dN,... by its id
+    assert [drives[d].split("file=")[1].split(",")[0] for d in disks] == [
+        str(vm.root_disk), str(vm.disk(0)), str(vm.disk(1))]

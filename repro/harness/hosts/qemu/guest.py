@@ -13,7 +13,10 @@ never written to the repo or the image), prints one `repro-guest: ready` line
 with the boot id on the serial console, and hands PID 1 to busybox init, which
 reaps orphans and respawns sshd (host keys are baked into the image).
 virtio-rng feeds the guest's entropy (sshd starts without waiting for it) and
-pvpanic-pci tells QEMU when the guest panics (a QMP event, seen from outside).
+pvpanic tells QEMU when the guest panics (a QMP event, seen from outside).
+The machine is QEMU's microvm (repro.harness.hosts.qemu.vm): its devices sit on
+virtio-mmio, found through its ACPI tables, so the modules are virtio_mmio's
+and pvpanic_mmio's, not PCI's.
 
 The texts here are part of the image recipe: changing them changes its hash.
 """
@@ -24,9 +27,7 @@ from __future__ import annotations
 INITRAMFS_MODULES = (
     "kernel/drivers/virtio/virtio_ring.ko",
     "kernel/drivers/virtio/virtio.ko",
-    "kernel/drivers/virtio/virtio_pci_modern_dev.ko",
-    "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
-    "kernel/drivers/virtio/virtio_pci.ko",
+    "kernel/drivers/virtio/virtio_mmio.ko",
     "kernel/drivers/block/virtio_blk.ko",
 )
 
@@ -70,7 +71,7 @@ $bb mount -t devpts devpts /dev/pts
 $bb mount -t tmpfs tmpfs /dev/shm
 $bb hostname "$host"
 # nf_conntrack: its sysctls (nf_conntrack_acct) exist only once it is loaded
-$bb modprobe -a virtio_net virtio_rng pvpanic_pci dm_snapshot nf_conntrack
+$bb modprobe -a virtio_net virtio_rng pvpanic_mmio dm_snapshot nf_conntrack
 $bb ip link set lo up
 $bb ip link set eth0 up
 $bb ip addr add "$ip_cidr" dev eth0
