@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import fabric
@@ -103,13 +104,16 @@ def quick_connection(address: str, port: int, timeout: float) -> socket.socket:
 
 
 def wait_for_login(address: str, key_path: Path, timeout: float, port: int = 22,
-                   poll_s: float = LOGIN_RETRY_S) -> float:
+                   poll_s: float = LOGIN_RETRY_S,
+                   login: Callable[[socket.socket, float], None] | None = None) -> float:
     """Poll until a login succeeds; returns the seconds it took.
 
     Each attempt connects first: while nothing listens (connection refused), the next
     attempt follows after `poll_s` and costs the host nothing but a refused SYN; a connect
     that succeeded carries the login itself (no second connection, no second sshd), and
-    a login that failed past it is retried after LOGIN_RETRY_S at least."""
+    a login that failed past it is retried after LOGIN_RETRY_S at least. `login(sock,
+    timeout)`: what logs in over the connected socket (default: login_once, which closes
+    it); a backend's own keeps the connection as the host's."""
     started = time.monotonic()
     deadline = started + timeout
     last: Exception | None = None
@@ -122,7 +126,10 @@ def wait_for_login(address: str, key_path: Path, timeout: float, port: int = 22,
             time.sleep(poll_s)  # retry cadence of a condition poll
             continue
         try:
-            login_once(address, key_path, port, timeout=left, sock=sock)
+            if login is None:
+                login_once(address, key_path, port, timeout=left, sock=sock)
+            else:
+                login(sock, left)
             return time.monotonic() - started
         except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
             last = exc

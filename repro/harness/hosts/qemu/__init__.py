@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import os
 import re
+import shlex
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +50,8 @@ if TYPE_CHECKING:
     from repro.harness.run import Run
 
 __all__ = ["QemuHost", "QemuProvider", "VmSpec", "reap"]
+
+LOGIN_FILES_TIMEOUT_S = 20.0
 
 
 @dataclass
@@ -149,7 +154,9 @@ class QemuProvider:
 
 
 def _boot(vm: Vm, address: str, run: Run) -> QemuHost:
-    """Boot with a watchdog and one retry; ready = the ready line, then a login."""
+    """Boot with a watchdog and one retry; ready = the ready line, then a login. The
+    readiness login is the host's own connection and writes its login files on the way:
+    under TCG a second login cost 1 s and each put 0.3 s."""
     spec = vm.spec
     last = ""
     for attempt in range(1, spec.attempts + 1):
@@ -159,13 +166,15 @@ def _boot(vm: Vm, address: str, run: Run) -> QemuHost:
             last = (f"no ready line on the console within {spec.boot_timeout_s:.0f} s"
                     if vm.alive() else "QEMU exited during boot")
         else:
+            host = QemuHost(vm.name, vm.role, address, vm, run.key.private_path,
+                            attempts=attempt)
             try:
-                wait_for_login(address, run.key.private_path, spec.login_timeout_s)
-                host = QemuHost(vm.name, vm.role, address, vm, run.key.private_path,
-                                boot_s=time.monotonic() - t0, attempts=attempt)
-                _install_login(host, run)
+                wait_for_login(address, run.key.private_path, spec.login_timeout_s,
+                               login=functools.partial(_log_in, host, run))
+                host.boot_s = time.monotonic() - t0
                 return host
             except (ProvisionError, HostCommandError) as exc:
+                host.close()
                 last = f"sshd did not accept a login: {exc}"
         vm.note(f"boot attempt {attempt} failed ({last}); killing the VM")
         vm.stop()
@@ -176,10 +185,16 @@ def _boot(vm: Vm, address: str, run: Run) -> QemuHost:
                          + (f" (qemu: {tail})" if tail else "") + f"; console: {vm.console_path}")
 
 
-def _install_login(host: QemuHost, run: Run) -> None:
-    """The run's key for host-to-host ssh inside the run (as the Docker backend does)."""
-    host.put(run.key.private_bytes, "/root/.ssh/id_ed25519", 0o600)
-    host.put(SSH_CLIENT_CONFIG.encode(), "/root/.ssh/config", 0o600)
+def _log_in(host: QemuHost, run: Run, sock: socket.socket, timeout: float) -> None:
+    """The host's connection over the readiness socket, then the run's key and ssh client
+    configuration for host-to-host ssh inside the run (as the Docker backend mounts them),
+    written by the shell's builtins in one command."""
+    host._commander().connect(timeout, sock=sock)
+    files = {"/root/.ssh/id_ed25519": run.key.private_bytes,
+             "/root/.ssh/config": SSH_CLIENT_CONFIG.encode()}
+    script = "umask 077; " + "; ".join(
+        f"printf %s {shlex.quote(data.decode())} > {path}" for path, data in files.items())
+    host.run(script, timeout=LOGIN_FILES_TIMEOUT_S)
 
 
 # ---- reaping ------------------------------------------------------------------------------
