@@ -4,11 +4,13 @@ initramfs archive, names, the recipe hash, fault arithmetic."""
 from __future__ import annotations
 
 import gzip
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from repro.harness.errors import PrerequisiteError
 from repro.harness.faults.disk_fill import DiskFill, FillMeasurement
 from repro.harness.faults.netem import Netem
 from repro.harness.history import History
@@ -229,3 +231,15 @@ def test_a_microvm_gets_mmio_devices_and_its_disks_in_order(tmp_path: Path):
                                                  if a == "-drive")}  # id=dN,... by its id
     assert [drives[d].split("file=")[1].split(",")[0] for d in disks] == [
         str(vm.root_disk), str(vm.disk(0)), str(vm.disk(1))]
+
+
+def test_an_image_built_for_the_pc_machine_is_refused_with_how_to_rebuild(tmp_path: Path):
+    d = qemu_image.image_root(tmp_path) / qemu_image.recipe_hash()
+    d.mkdir(parents=True)
+    (d / "host_key.pub").write_text("ssh-ed25519 AAAA\n")
+    manifest = {"kernel_version": "6.1", "recipe": qemu_image.recipe_hash()}
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PrerequisiteError, match=r"built for the `pc` machine.*build it again"):
+        qemu_image.find_image(tmp_path)
+    (d / "manifest.json").write_text(json.dumps(manifest | {"machine": "microvm"}))
+    assert qemu_image.find_image(tmp_path).directory == d

@@ -54,6 +54,9 @@ from repro.harness.hosts.sshlogin import connect_kwargs
 
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 LOCAL_TCP_TIMEOUT_S = 0.1  # 500x the slowest handshake measured on a Docker host
+# A round trip waits on its session without a bound; on a connection the host forgot (it
+# rebooted) nothing would ever arrive: the next keepalive draws the RST that ends it.
+KEEPALIVE_S = 1
 
 
 @dataclass
@@ -171,6 +174,9 @@ class Heartbeat:
                                                       "auth_timeout": t}
             client.connect(self.address, port=self.port, username="root",
                            **kwargs)  # type: ignore[arg-type]
+            transport = client.get_transport()
+            if transport is not None:
+                transport.set_keepalive(KEEPALIVE_S)
             self._client = client
         return self._client
 

@@ -47,11 +47,12 @@ CACHE = Path(os.environ.get("REPRO_CACHE", ROOT / ".cache"))
 SUITE = "bookworm"
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
+MACHINE = "microvm"  # the QEMU machine the initramfs's drivers are for (vm.MACHINE)
 PACKAGES = ("openssh-server", "openssh-client", "iproute2", "nftables", "iputils-ping",
             "procps", "git", "ethtool", "tcpdump", "netcat-openbsd", "ca-certificates",
             "python3-minimal", "e2fsprogs", "lvm2", "psmisc", "kmod", "util-linux",
             "prometheus-node-exporter")  # reboot_blindspot scrapes it
-BUILDER_VERSION = "5"
+BUILDER_VERSION = "6"
 ROOTFS_HEADROOM_MB = 768
 
 
@@ -89,6 +90,10 @@ def find_image(cache: Path = CACHE) -> GuestImage:
         raise PrerequisiteError(f"QEMU guest image for recipe {recipe_hash()} is not built",
                                 "run setup/setup.sh (step setup/steps/20-qemu-image.sh)")
     data = json.loads(manifest.read_text())
+    if data.get("machine") != MACHINE:
+        raise PrerequisiteError(f"QEMU guest image {d} was built for the `pc` machine (its "
+                                f"initramfs has no virtio-mmio driver; guests boot on {MACHINE})",
+                                "build it again: python -m repro.harness.hosts.qemu.image build")
     return GuestImage(d, boot_kernel(d), d / "initrd.img", d / "rootfs.img",
                       data["kernel_version"], data["recipe"],
                       (d / "host_key.pub").read_text().strip())
@@ -316,7 +321,7 @@ def _build_into(work: Path, h: str, t0: float, logf: TextIO) -> None:
           f"{size_mb}M"], logf, 600)
     manifest = {"recipe": h, "kernel_package": kpkg, "kernel_version": kver, "suite": SUITE,
                 "packages": list(PACKAGES), "rootfs_mb": size_mb,
-                "kernel_boot": "pvh" if elf else "bzimage",
+                "kernel_boot": "pvh" if elf else "bzimage", "machine": MACHINE,
                 "build_s": round(time.monotonic() - t0, 1), "built": time.time()}
     shutil.rmtree(root)
     shutil.rmtree(work / "kernel")
