@@ -10,27 +10,18 @@ session once thawed: the frozen session is what it watches, never a fresh login.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from repro.harness.checks import longest_silence
 from repro.harness.history import Event, History
 from repro.harness.hosts.sshhost import GRACE_S, SshAuth, SshCommander, SshEndpoint
 from repro.harness.probes.heartbeat import Heartbeat, leg
+from repro.harness.procs import eventually
 from tests.sshd_stub import BOOT, FreezableSshd
 
 
 def _ssh(history: History) -> list[Event]:
     return leg(history.events(), "ssh")
-
-
-def _wait(cond: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_a_session_frozen_at_its_channel_request_keeps_the_leg_sampling(
@@ -40,13 +31,14 @@ def test_a_session_frozen_at_its_channel_request_keeps_the_leg_sampling(
     beat = Heartbeat(history, "h", "127.0.0.1", key_path, interval_s=0.1, ssh_timeout_s=0.4,
                      port=port)
     with beat:
-        assert _wait(lambda: sum(e.get("ok") for e in _ssh(history)) >= 3, 20), _ssh(history)
+        assert eventually(lambda: sum(e.get("ok") for e in _ssh(history)) >= 3, timeout=20), \
+            _ssh(history)
         server.frozen.set()
-        assert _wait(lambda: sum(not e.get("ok") for e in _ssh(history)) >= 4, 10), \
+        assert eventually(lambda: sum(not e.get("ok") for e in _ssh(history)) >= 4, timeout=10), \
             "the ssh leg stopped sampling while its session was frozen"
         server.thawed.set()
         n = len(_ssh(history))
-        assert _wait(lambda: any(e.get("ok") for e in _ssh(history)[n:]), 10)
+        assert eventually(lambda: any(e.get("ok") for e in _ssh(history)[n:]), timeout=10)
     samples = _ssh(history)
     failed = [e for e in samples if not e.get("ok")]
     assert all(e.get("boot_id") is None for e in failed)
