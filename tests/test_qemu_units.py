@@ -243,3 +243,20 @@ def test_an_image_built_for_the_pc_machine_is_refused_with_how_to_rebuild(tmp_pa
         qemu_image.find_image(tmp_path)
     (d / "manifest.json").write_text(json.dumps(manifest | {"machine": "microvm"}))
     assert qemu_image.find_image(tmp_path).directory == d
+
+
+def test_the_login_files_go_by_fw_cfg_under_the_names_the_guest_copies(tmp_path: Path):
+    image = qemu_image.GuestImage(tmp_path, tmp_path / "vmlinux", tmp_path / "initrd.img",
+                                  tmp_path / "rootfs.img", "6.1", "test", "ssh-ed25519 AAAA")
+    files = {qemu_guest.FW_CFG_PREFIX + name: tmp_path / f"a,b-{name}"
+             for name in qemu_guest.FW_CFG_FILES}
+    vm = qemu_vm.Vm("repro-ab12-t", "t", image, qemu_vm.VmSpec(), qemu_vm.Accel("kvm", "test"),
+                    tmp_path, tmp_path / "con.log", "rpab12t1", "52:54:00:ab:12:01",
+                    "console=ttyS0", files)
+    argv = vm.argv()
+    given = [argv[i + 1] for i, a in enumerate(argv) if a == "-fw_cfg"]
+    assert given == [f"name={name},file={str(path).replace(',', ',,')}"
+                     for name, path in files.items()]
+    for name in qemu_guest.FW_CFG_FILES:  # the guest copies each into /root/.ssh
+        assert name in qemu_guest.GUEST_INIT.split("for f in ")[1].split(";")[0].split()
+    assert "/sys/firmware/qemu_fw_cfg/by_name/opt/repro\n" in qemu_guest.GUEST_INIT

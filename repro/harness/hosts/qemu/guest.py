@@ -9,7 +9,9 @@ every command one of its applets: under TCG an exec of a dynamic binary costs
 filesystems, sets the hostname and the static address the harness passed on
 the kernel command line (`repro.ip=`, `repro.host=`), installs the run's
 public key (`repro.key=`, base64 of the authorized_keys line: a public key,
-never written to the repo or the image), prints one `repro-guest: ready` line
+never written to the repo or the image) and, from QEMU's fw_cfg (sysfs, root
+only), the run's private key and ssh client configuration for host-to-host ssh
+(on every boot: no command over ssh writes them), prints one `repro-guest: ready` line
 with the boot id on the serial console, and hands PID 1 to busybox init, which
 reaps orphans and respawns sshd (host keys are baked into the image).
 virtio-rng feeds the guest's entropy (sshd starts without waiting for it) and
@@ -71,18 +73,27 @@ $bb mount -t devpts devpts /dev/pts
 $bb mount -t tmpfs tmpfs /dev/shm
 $bb hostname "$host"
 # nf_conntrack: its sysctls (nf_conntrack_acct) exist only once it is loaded
-$bb modprobe -a virtio_net virtio_rng pvpanic_mmio dm_snapshot nf_conntrack
+$bb modprobe -a virtio_net virtio_rng pvpanic_mmio dm_snapshot nf_conntrack qemu_fw_cfg
 $bb ip link set lo up
 $bb ip link set eth0 up
 $bb ip addr add "$ip_cidr" dev eth0
 $bb chmod 700 /root/.ssh
 echo "$key" | $bb base64 -d > /root/.ssh/authorized_keys
 $bb chmod 600 /root/.ssh/authorized_keys
+fw=/sys/firmware/qemu_fw_cfg/by_name/@FW_CFG_PREFIX@
+(umask 077; for f in @FW_CFG_FILES@; do $bb cat "$fw/$f/raw" > "/root/.ssh/$f"; done)
 echo 1 > /proc/sys/kernel/sysrq
 read -r boot_id < /proc/sys/kernel/random/boot_id
 echo "repro-guest: ready host=$host boot_id=$boot_id" > /dev/console
 exec $bb init
 """
+
+# The files repro-init copies from QEMU's fw_cfg into /root/.ssh (the run's key and ssh
+# client configuration, for host-to-host ssh inside the run), each given as `-fw_cfg name=`.
+FW_CFG_FILES = ("id_ed25519", "config")
+FW_CFG_PREFIX = "opt/repro/"
+GUEST_INIT = (GUEST_INIT.replace("@FW_CFG_FILES@", " ".join(FW_CFG_FILES))
+              .replace("@FW_CFG_PREFIX@", FW_CFG_PREFIX.rstrip("/")))
 
 # -r: no re-exec per connection; halves a login's cost under TCG (0.64 -> 0.33 s measured)
 INITTAB = """::respawn:/usr/sbin/sshd -D -e -r

@@ -52,7 +52,7 @@ PACKAGES = ("openssh-server", "openssh-client", "iproute2", "nftables", "iputils
             "procps", "git", "ethtool", "tcpdump", "netcat-openbsd", "ca-certificates",
             "python3-minimal", "e2fsprogs", "lvm2", "psmisc", "kmod", "util-linux",
             "prometheus-node-exporter")  # reboot_blindspot scrapes it
-BUILDER_VERSION = "6"
+BUILDER_VERSION = "7"
 ROOTFS_HEADROOM_MB = 768
 
 

@@ -165,6 +165,7 @@ class Vm:
     tap: str
     mac: str
     cmdline: str
+    fw_cfg: dict[str, Path] = field(default_factory=dict)  # name -> file, for the guest's sysfs
     proc: subprocess.Popen[bytes] | None = None
     events: list[LifeEvent] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -191,6 +192,8 @@ class Vm:
              "-netdev", f"tap,id=n0,ifname={self.tap},script=no,downscript=no",
              "-device", f"virtio-net-device,netdev=n0,mac={self.mac}",
              *_disk(0, self.root_disk, "unsafe")]
+        for name, path in self.fw_cfg.items():  # "," is QEMU's option separator: doubled
+            a += ["-fw_cfg", f"name={name},file={str(path).replace(',', ',,')}"]
         for i in range(len(self.spec.disks_mb)):  # /dev/vdb, ...: the kernel names them in order
             a += _disk(i + 1, self.disk(i), "writeback")
         return a
