@@ -153,8 +153,8 @@ class QemuProvider:
 
 def _boot(vm: Vm, address: str, run: Run) -> QemuHost:
     """Boot with a watchdog and one retry; ready = the ready line, then a login. The
-    readiness login is the host's own connection and writes its login files on the way:
-    under TCG a second login cost 1 s and each put 0.3 s."""
+    readiness login is the host's own connection (under TCG a second login cost 1 s); the
+    login files came by fw_cfg (_login_files)."""
     spec = vm.spec
     last = ""
     for attempt in range(1, spec.attempts + 1):
