@@ -45,12 +45,25 @@ CASES = {
 }
 
 
+# Seen once in CI (container_awareness): the run removed everything, then never exited.
+# Its main thread waited forever at interpreter exit in urllib3's pool finalizer (the docker
+# SDK's connection pool), on a queue lock that the KeyboardInterrupt had left held. Open bug:
+# until it is fixed, such a hang is killed and reported as the known failure, not hidden.
+EXIT_HANG = "known bug: after Ctrl-C the runner can deadlock at exit in urllib3's pool finalizer"
+
+
 @pytest.mark.parametrize("incident", sorted(CASES))
 def test_ctrl_c_mid_run_removes_everything(tmp_path: Path, incident: str) -> None:
     table, moment = CASES[incident]
     proc, short = start(tmp_path, incident, table, moment)
     os.kill(proc.pid, signal.SIGINT)
-    proc.wait(timeout=90)
+    try:
+        proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert leftovers(short) == []
+        pytest.xfail(EXIT_HANG)
     assert leftovers(short) == []
 
 
