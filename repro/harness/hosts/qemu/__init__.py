@@ -185,13 +185,13 @@ def _boot(vm: Vm, address: str, run: Run) -> QemuHost:
 
 def _login_files(run: Run, workdir: Path) -> dict[str, Path]:
     """The run's key and ssh client configuration for host-to-host ssh inside the run (as
-    the Docker backend mounts them), by QEMU's fw_cfg: the guest copies them into
-    /root/.ssh before its ready line (guest.GUEST_READY), on every boot; under TCG writing
-    them over ssh cost a command, 0.3-0.45 s of each boot."""
+    the Docker backend mounts them), by QEMU's fw_cfg: repro-init (guest.GUEST_INIT) copies
+    them into /root/.ssh before its ready line, on every boot; under TCG writing them over
+    ssh cost a command, 0.3-0.45 s of each boot."""
     config = workdir / "ssh_config"
     config.write_text(SSH_CLIENT_CONFIG)
-    files = dict(zip(FW_CFG_FILES, (run.key.private_path, config), strict=True))
-    return {FW_CFG_PREFIX + name: path for name, path in files.items()}
+    return {FW_CFG_PREFIX + name: path for name, path in
+            zip(FW_CFG_FILES, (run.key.private_path, config), strict=True)}
 
 
 def _log_in(host: QemuHost, sock: socket.socket, timeout: float) -> None:
