@@ -26,28 +26,27 @@ named by its marker, else by its folder; a checker's unit tests live in the
 folder's tests/ and are not): the report has a row for each, whether it
 recorded a result or not (repro.harness.report.record: a crash, an assertion that
 failed after the verdict, a skip with its reason), and its status agrees with
-pytest's exit status. SIGTERM and SIGHUP become KeyboardInterrupt so that every
-`finally` (heal, host removal) runs; faults still injected are healed once more
-at exit. At the end the run's reports/<run id>/ gets summary.md, results.json,
-junit.xml, index.html (with figures/), reports/latest points at it, and the
-terminal shows the table. A run whose reproductions were all skipped before they
-needed hosts still gets its report.
+pytest's exit status. SIGINT, SIGTERM and SIGHUP become KeyboardInterrupt, raised in
+the harness's own code and never inside a library call (repro.harness.interrupts), so
+that every `finally` (heal, host removal) runs and no library is left holding a lock;
+faults still injected are healed once more at exit. At the end the run's
+reports/<run id>/ gets summary.md, results.json, junit.xml, index.html (with
+figures/), reports/latest points at it, and the terminal shows the table. A run
+whose reproductions were all skipped before they needed hosts still gets its report.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import signal
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 
-from repro.harness import cleanup, incidents, names, progress, provenance, shards, xdist
+from repro.harness import cleanup, incidents, interrupts, names, progress, provenance, shards, xdist
 from repro.harness import config as cfgfile
 from repro.harness.checks import Outcome
 from repro.harness.errors import ConfigError, PrerequisiteError
@@ -251,8 +250,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     progress.configure(config.option.verbose >= 0 and not hasattr(config, "workerinput"))
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
+    interrupts.install()
 
 
 def reports_root(option: str | None) -> Path:
@@ -267,10 +265,6 @@ def collect_paths(names: Iterable[str] = ()) -> list[str]:
     checkout, site-packages, a team's project)."""
     specs = [incidents.INCIDENTS[n] for n in names] or list(incidents.INCIDENTS.values())
     return list(dict.fromkeys(str(s.folder) for s in specs if s.folder is not None))
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")
@@ -457,6 +451,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except Exception as exc:  # the other reports are written; say what is missing
         print(f"repro: index.html not written: {type(exc).__name__}: {exc}")
     state.run.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    interrupts.watch_exit()  # everything is torn down and written: only exit is left
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config

@@ -1,0 +1,140 @@
+"""Interrupts (Ctrl-C, SIGTERM, SIGHUP) that stop a run without breaking its libraries.
+
+Model. Python raises KeyboardInterrupt wherever the main thread happens to be. Raised
+inside a library it can leave that library's lock held: `with lock:` is not atomic
+against it. Seen in CI: a Ctrl-C'd run removed every host, then deadlocked at exit in
+urllib3's pool finalizer, on the docker SDK's connection-pool queue lock the interrupt had
+left held. So the handler raises only where it is safe:
+
+- In the harness's own code (repro.*, its tests), pytest's, and when the harness is
+  calling `subprocess` (which kills its child and re-raises on purpose): at once.
+- When the harness's innermost frame is calling into any other module (the docker SDK,
+  urllib3, paramiko, queue, threading, socket...), the interrupt is *pending*: a trace
+  function (the way pdb stops a running program) raises it at the first instruction the
+  harness runs once that call has returned or raised. Every such call has a timeout,
+  so the wait is bounded; a SIGALRM raises it anyway GRACE_S after the signal, and a
+  second signal raises it at once.
+
+After an interrupt, exit itself is watched (`watch_exit`): a process still alive
+EXIT_GRACE_S after its run ended (a library's exit handler hung) says so on one line
+and ends with os._exit, its status 128 + the signal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+GRACE_S = 10.0
+EXIT_GRACE_S = 20.0
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+OWN_CODE = frozenset({"repro", "tests", "conftest", "_pytest", "pytest", "pluggy", "__main__"})
+INTERRUPTIBLE = frozenset({"subprocess"})
+
+Tracer = Any  # sys.settrace's callable (typeshed's TraceFunction is private)
+
+
+@dataclass
+class Pending:
+    signum: int
+    previous_trace: Tracer  # whatever sys.gettrace() was: restored once raised
+
+
+@dataclass
+class _State:
+    pending: Pending | None = None
+    delivered: int | None = None  # the signal of the last KeyboardInterrupt raised
+
+
+_STATE = _State()
+
+
+def install() -> None:
+    """Route SIGINT, SIGTERM and SIGHUP (and the grace timer) through the handler."""
+    for sig in (*SIGNALS, signal.SIGALRM):
+        signal.signal(sig, _on_signal)
+
+
+def delivered() -> int | None:
+    """The signal whose KeyboardInterrupt this process raised, if one was."""
+    return _STATE.delivered
+
+
+def _is_own(frame: FrameType) -> bool:
+    return str(frame.f_globals.get("__name__", "")).partition(".")[0] in OWN_CODE
+
+
+def calling_into(frame: FrameType | None) -> str | None:
+    """The top-level module the harness's innermost frame has called into; None when that
+    frame is the innermost one (the thread runs harness code) or there is none."""
+    entry = None
+    while frame is not None and not _is_own(frame):
+        entry = str(frame.f_globals.get("__name__", "")).partition(".")[0]
+        frame = frame.f_back
+    return entry if frame is not None else None
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    pending = _STATE.pending
+    if signum == signal.SIGALRM:  # the grace is over
+        if pending is not None:
+            _raise(pending.signum)
+        return
+    if pending is not None:  # pressed again: the user insists
+        _raise(signum)
+    entry = calling_into(frame)
+    if entry is None or entry in INTERRUPTIBLE:
+        _raise(signum)
+    _STATE.pending = Pending(signum, sys.gettrace())
+    while frame is not None:  # every harness frame raises at its next instruction
+        if _is_own(frame):
+            frame.f_trace, frame.f_trace_opcodes = _in_own_frame, True
+        frame = frame.f_back
+    sys.settrace(_on_call)
+    signal.setitimer(signal.ITIMER_REAL, GRACE_S)
+
+
+def _on_call(frame: FrameType, event: str, arg: object) -> Tracer:
+    """Global trace function: a library calling back into harness code is harness code."""
+    if _STATE.pending is not None and _is_own(frame):
+        _raise(_STATE.pending.signum)
+    return None
+
+
+def _in_own_frame(frame: FrameType, event: str, arg: object) -> Tracer:
+    if _STATE.pending is not None and event != "return":
+        _raise(_STATE.pending.signum)
+    return None if _STATE.pending is None else _in_own_frame
+
+
+def _raise(signum: int) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    if _STATE.pending is not None:
+        sys.settrace(_STATE.pending.previous_trace)
+    _STATE.pending = None
+    _STATE.delivered = signum
+    raise KeyboardInterrupt() if signum == signal.SIGINT else KeyboardInterrupt(
+        f"signal {signum}")
+
+
+def watch_exit() -> None:
+    """After an interrupted run: end the process if it has not exited EXIT_GRACE_S from now."""
+    signum = _STATE.delivered
+    if signum is None:
+        return
+
+    def force() -> None:
+        print(f"repro: the interrupted run ended but the process had not exited "
+              f"{EXIT_GRACE_S:.0f} s later (an exit handler hung); exiting now",
+              file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(128 + signum)
+
+    timer = threading.Timer(EXIT_GRACE_S, force)
+    timer.daemon = True
+    timer.start()
