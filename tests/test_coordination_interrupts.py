@@ -12,54 +12,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.interrupted_run import ROOT, docker_out, start_run
 from tests.leftovers import leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30,
-                          check=False).stdout
-
-
-def _short_of(proc: subprocess.Popen[bytes]) -> str:
-    for owner in Path("/tmp").glob("repro-*/owner.pid"):
-        if owner.read_text().split()[0] == str(proc.pid):
-            return owner.parent.name.split("-")[1]
-    return ""
-
-
-def start(tmp_path: Path, incident: str, table: str,
-          ready: Callable[[str], bool]) -> tuple[subprocess.Popen[bytes], str]:
-    cfg = tmp_path / "cfg.toml"
-    cfg.write_text(table)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", str(ROOT / "repro" / incident), "-k", "under_test",
-         "--repro-config", str(cfg), "--repro-reports", str(tmp_path / "reports")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 180
-    short = ""
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before the moment to interrupt it"
-        short = short or _short_of(proc)
-        if short and ready(short):
-            return proc, short
-        time.sleep(0.2)  # condition poll
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("the run never reached the moment to interrupt it")
 
 
 def leader_paused(short: str) -> bool:
-    return "paused" in _docker("ps", "-a", "--filter", f"name=repro-{short}-srv",
-                               "--format", "{{.State}}").split()
+    return "paused" in docker_out("ps", "-a", "--filter", f"name=repro-{short}-srv",
+                                  "--format", "{{.State}}").split()
 
 
 PAUSED_LEADER = (f'[leader_deadman]\nagent = "{ROOT}/fixtures/leader_deadman/fixed.sh"\n'
@@ -67,14 +33,14 @@ PAUSED_LEADER = (f'[leader_deadman]\nagent = "{ROOT}/fixtures/leader_deadman/fix
 
 
 def test_ctrl_c_while_the_leader_is_frozen_removes_everything(tmp_path: Path) -> None:
-    proc, short = start(tmp_path, "leader_deadman", PAUSED_LEADER, leader_paused)
+    proc, short = start_run(tmp_path, "leader_deadman", PAUSED_LEADER, leader_paused)
     os.kill(proc.pid, signal.SIGINT)
     proc.wait(timeout=90)
     assert leftovers(short) == []
 
 
 def test_after_sigkill_the_watch_dies_and_cleanup_leaves_nothing(tmp_path: Path) -> None:
-    proc, short = start(tmp_path, "leader_deadman", PAUSED_LEADER, leader_paused)
+    proc, short = start_run(tmp_path, "leader_deadman", PAUSED_LEADER, leader_paused)
     os.kill(proc.pid, signal.SIGKILL)   # the runner alone, not its process group
     proc.wait(timeout=30)
     deadline = time.monotonic() + 10
@@ -94,7 +60,7 @@ def watch_running(short: str) -> bool:
 
 
 def clocks_running(short: str) -> bool:
-    out = _docker("ps", "--filter", f"name=repro-{short}-srv", "--format", "{{.Names}}")
+    out = docker_out("ps", "--filter", f"name=repro-{short}-srv", "--format", "{{.Names}}")
     names = out.split()
     return bool(names) and subprocess.run(
         ["docker", "exec", names[0], "test", "-s", "/run/repro-clock/shared"],
@@ -104,7 +70,7 @@ def clocks_running(short: str) -> bool:
 def test_ctrl_c_while_clocks_run_fast_removes_everything(tmp_path: Path) -> None:
     table = (f'[sunday_scheduler]\nscheduler = "{ROOT}/fixtures/sunday_scheduler/fixed.sh"\n'
              "examples = 0\n")
-    proc, short = start(tmp_path, "sunday_scheduler", table, clocks_running)
+    proc, short = start_run(tmp_path, "sunday_scheduler", table, clocks_running)
     os.kill(proc.pid, signal.SIGINT)
     proc.wait(timeout=90)
     assert leftovers(short) == []

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.interrupted_run import ROOT, docker_out, start_run
 from tests.leftovers import leftovers
-from tests.test_coordination_interrupts import ROOT, _docker, start
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def _runs(short: str, role: str, program: str) -> bool:
     """Whether `program` is among the processes of the run's `role` container."""
-    out = _docker("top", f"repro-{short}-{role}", "-o", "pid,comm")
+    out = docker_out("top", f"repro-{short}-{role}", "-o", "pid,comm")
     return program in out.split()
 
 
@@ -52,7 +52,7 @@ CASES = {
 @pytest.mark.parametrize("incident", sorted(CASES))
 def test_ctrl_c_mid_run_removes_everything(tmp_path: Path, incident: str) -> None:
     table, moment = CASES[incident]
-    proc, short = start(tmp_path, incident, table, moment)
+    proc, short = start_run(tmp_path, incident, table, moment)
     os.kill(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=90)
@@ -68,7 +68,7 @@ def test_ctrl_c_mid_run_removes_everything(tmp_path: Path, incident: str) -> Non
 @pytest.mark.parametrize("incident", sorted(CASES))
 def test_after_sigkill_repro_cleanup_leaves_nothing(tmp_path: Path, incident: str) -> None:
     table, moment = CASES[incident]
-    proc, short = start(tmp_path, incident, table, moment)
+    proc, short = start_run(tmp_path, incident, table, moment)
     os.kill(proc.pid, signal.SIGKILL)  # the runner alone, not its process group
     proc.wait(timeout=30)
     assert any(x.startswith("container") for x in leftovers(short)), \

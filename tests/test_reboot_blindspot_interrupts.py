@@ -7,17 +7,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from repro.harness import procs
-from tests.leftovers import leftovers, short_of
+from tests.interrupted_run import ROOT, start_run
+from tests.leftovers import leftovers
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _prometheus_of(short: str) -> list[int]:
@@ -29,26 +27,15 @@ def _prometheus_of(short: str) -> list[int]:
 def start_long_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A run of the configuration under test with a long quiet window; returned once its
     Prometheus is running and its guest is provisioned (the quiet window has begun)."""
-    cfg = tmp_path / "long.toml"
-    cfg.write_text(f'[reboot_blindspot]\nrules = "{ROOT}/fixtures/reboot_blindspot/fixed.yml"\n'
-                   "quiet_s = 120.0\n")
-    reports = tmp_path / "reports"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", str(ROOT / "repro" / "reboot_blindspot"), "-k",
-         "under_test", "--repro-config", str(cfg), "--repro-reports", str(reports)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    short = ""
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before its quiet window"
-        short = short or short_of(proc.pid)
-        histories = list(reports.glob("*/reboot_blindspot/*/history.jsonl"))
-        if short and _prometheus_of(short) and histories and \
-                '"name": "provision"' in histories[0].read_text():
-            return proc, short
-        time.sleep(0.5)  # condition poll
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("the run never reached its quiet window")
+    table = (f'[reboot_blindspot]\nrules = "{ROOT}/fixtures/reboot_blindspot/fixed.yml"\n'
+             "quiet_s = 120.0\n")
+
+    def quiet_window(short: str) -> bool:
+        histories = list((tmp_path / "reports").glob("*/reboot_blindspot/*/history.jsonl"))
+        return bool(_prometheus_of(short) and histories
+                    and '"name": "provision"' in histories[0].read_text())
+
+    return start_run(tmp_path, "reboot_blindspot", table, quiet_window, deadline_s=240)
 
 
 def test_ctrl_c_stops_prometheus_and_removes_the_guest(tmp_path: Path) -> None:
