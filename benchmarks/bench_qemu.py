@@ -19,9 +19,11 @@ first missed sample, and from the trigger to the first sample with a new boot id
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tabulate import tabulate
@@ -131,17 +133,24 @@ def main() -> None:
             if args.build:
                 for row in build_times(args.cold):
                     show(row)
+            lo = os.getloadavg()[0]
             times, retries, accel = ready_times(run, args.vms)
             show(summarize(f"VM ready ({accel}), {retries} boot retries", times))
-            lat = panic_latencies(run, args.panics)
-            show(summarize("trigger sent -> console finding", lat["console"]))
-            if lat["watcher_lag"]:
-                show(summarize("QEMU saw panic -> console finding", lat["watcher_lag"]))
-            show(summarize(f"panic -> heartbeat miss ({INTERVAL_S} s)", lat["heartbeat"]))
-            show(summarize("panic -> new boot id seen", lat["new_boot_id"]))
+            print(f"each: {' '.join(f'{t:.2f}' for t in times)} s; "
+                  f"load {lo:.2f} / {os.getloadavg()[0]:.2f}", flush=True)
+            if args.panics:
+                show_panics(show, panic_latencies(run, args.panics))
             print(tabulate(rows, headers=headers, tablefmt="github"))
         finally:
             run.close()
+
+
+def show_panics(show: Callable[[list[object]], None], lat: dict[str, list[float]]) -> None:
+    show(summarize("trigger sent -> console finding", lat["console"]))
+    if lat["watcher_lag"]:
+        show(summarize("QEMU saw panic -> console finding", lat["watcher_lag"]))
+    show(summarize(f"panic -> heartbeat miss ({INTERVAL_S} s)", lat["heartbeat"]))
+    show(summarize("panic -> new boot id seen", lat["new_boot_id"]))
 
 
 if __name__ == "__main__":
