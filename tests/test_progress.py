@@ -26,3 +26,11 @@ def test_a_shortfall_is_shown_and_a_healed_fault_is_not() -> None:
     start = ev(1.0, "fault.start", fault="loss", measured={}, shortfall="no packet dropped")
     assert "SHORTFALL: no packet dropped" in status([start], 0.0)[0]
     assert status([start, ev(2.0, "fault.stop", fault="loss")], 0.0)[0] == "starting hosts"
+
+
+def test_a_loss_fault_shows_the_loss_its_calibration_achieved() -> None:
+    calibration = {"rate": 0.3, "directions": [{"offered": 500, "dropped": 160}],
+                   "offered": 1000, "dropped": 304}
+    start = ev(1.0, "fault.start", fault="loss", shortfall="",
+               measured={"offloads_left_on": {}, "calibration": calibration})
+    assert status([start], 0.0)[0] == "fault loss (calibration: loss 30.4% of 1000 packets)"

@@ -102,11 +102,25 @@ def _phase(events: list[Event]) -> str:
             phase = "observing"
     if open_faults:
         f = list(open_faults.values())[-1]
-        measured = ", ".join(f"{k} {v}" for k, v in (f.get("measured") or {}).items()
-                             if not isinstance(v, dict | list))[:80]
+        measured = _measured(f.get("measured") or {})
         short = f" SHORTFALL: {f.get('shortfall')}" if f.get("shortfall") else ""
         return f"fault {f.get('fault')}" + (f" ({measured})" if measured else "") + short
     return phase
+
+
+def _measured(measured: dict[str, object]) -> str:
+    """What a fault measured when it took effect, in a few words: its scalar figures, and
+    for a nested measurement that counted packets (a loss fault's calibration) the loss
+    it achieved."""
+    words = []
+    for k, v in measured.items():
+        if isinstance(v, dict):
+            offered, dropped = v.get("offered"), v.get("dropped")
+            if isinstance(offered, int) and isinstance(dropped, int) and offered:
+                words.append(f"{k}: loss {dropped / offered:.1%} of {offered} packets")
+        elif not isinstance(v, list):
+            words.append(f"{k} {v}")
+    return ", ".join(words)[:80]
 
 
 @dataclass
@@ -130,7 +144,8 @@ class Watcher:
         phase, text = self.line()
         if SETTINGS.tty:
             width = shutil.get_terminal_size((120, 20)).columns - 1
-            _write("\r" + text[:width].ljust(width) + ("\n" if final else ""))
+            fitted = text if len(text) <= width else text[:width - 1] + "…"
+            _write("\r" + fitted.ljust(width) + ("\n" if final else ""))
             return
         now = time.monotonic()
         if final or phase != self._said or now - self._said_at >= LOG_EVERY_S:
