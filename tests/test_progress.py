@@ -25,7 +25,9 @@ def test_the_line_says_phase_fault_and_live_figures() -> None:
 def test_a_shortfall_is_shown_and_a_healed_fault_is_not() -> None:
     start = ev(1.0, "fault.start", fault="loss", measured={}, shortfall="no packet dropped")
     assert "SHORTFALL: no packet dropped" in status([start], 0.0)[0]
-    assert status([start, ev(2.0, "fault.stop", fault="loss")], 0.0)[0] == "starting hosts"
+    healed = [ev(0.5, "host", event="init"), start, ev(2.0, "fault.stop", fault="loss")]
+    assert status(healed, 0.0)[0] == "after fault loss"
+    assert status([*healed, ev(3.0, "phase", name="verify")], 0.0)[0] == "verify"
 
 
 def test_a_loss_fault_shows_the_loss_its_calibration_achieved() -> None:

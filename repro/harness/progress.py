@@ -94,6 +94,7 @@ def _phase(events: list[Event]) -> str:
             open_faults[str(e.get("fault"))] = e
         elif e.kind == "fault.stop":
             open_faults.pop(str(e.get("fault")), None)
+            phase = f"after fault {e.get('fault')}"  # not the set-up step from before it
         elif e.kind == "phase":
             phase = str(e.get("name"))
         elif e.kind == "host" and e.get("event") in ("ready", "init"):
