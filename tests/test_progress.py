@@ -36,3 +36,9 @@ def test_a_loss_fault_shows_the_loss_its_calibration_achieved() -> None:
     start = ev(1.0, "fault.start", fault="loss", shortfall="",
                measured={"offloads_left_on": {}, "calibration": calibration})
     assert status([start], 0.0)[0] == "fault loss (calibration: loss 30.4% of 1000 packets)"
+
+
+def test_a_disk_fill_shows_its_level_as_last_polled() -> None:
+    polls = [ev(1.0 + i, "fill", "target", fraction=f, running=3)
+             for i, f in enumerate((0.5, 0.81, 0.974))]
+    assert "fill target 97% (3 writers)" in status(polls, 0.0)[1]

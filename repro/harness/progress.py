@@ -5,8 +5,8 @@ its history (the same events the checker will judge) and says, in one line: the
 incident and direction, the time so far, the phase (the last `phase` event, or the
 fault window open now, or the hosts' state), what the fault measured when it took
 effect (and its shortfall), and live figures: heartbeat samples ok and failed with the
-longest gap so far, operations done and failed, the incident's own marks and series
-(decisions, fires, queue depth...). On a terminal the line is rewritten in place every
+longest gap so far, operations done and failed, a disk fill's level, the
+incident's own marks and series (decisions, fires, queue depth...). On a terminal the line is rewritten in place every
 `TTY_EVERY_S`; in a log (not a TTY: CI) a plain line is printed when the phase or the
 fault changes and at most every `LOG_EVERY_S` otherwise. Off under `-q` and in xdist
 workers (their output is a pipe to the controller).
@@ -76,6 +76,9 @@ def status(events: list[Event], started_s: float) -> tuple[str, str]:
     if ops:
         failed = sum(1 for e in ops if e.get("ok") is False)
         parts.append(f"ops {len(ops)}" + (f" ({failed} failed)" if failed else ""))
+    fills = {e.host: e for e in of_kind(events, "fill")}  # a disk fill's polls, the last
+    parts += [f"fill {host} {float(e.get('fraction') or 0):.0%} "
+              f"({e.get('running')} writers)" for host, e in sorted(fills.items())]
     marks = Counter(str(e.get("name")) for e in of_kind(events, "mark"))
     parts += [f"{name} {n}" for name, n in sorted(marks.items())]
     last: dict[str, Event] = {}
