@@ -6,10 +6,10 @@ incident and direction, the time so far, the phase (the last `phase` event, or t
 fault window open now, or the hosts' state), what the fault measured when it took
 effect (and its shortfall), and live figures: heartbeat samples ok and failed with the
 longest gap so far, operations done and failed, a disk fill's level, the
-incident's own marks and series (decisions, fires, queue depth...). On a terminal the line is rewritten in place every
-`TTY_EVERY_S`; in a log (not a TTY: CI) a plain line is printed when the phase or the
-fault changes and at most every `LOG_EVERY_S` otherwise. Off under `-q` and in xdist
-workers (their output is a pipe to the controller).
+incident's own marks and series (decisions, fires, queue depth...). On a terminal the
+line is rewritten in place every `TTY_EVERY_S`; in a log (not a TTY: CI) a plain line
+is printed when the phase or the fault changes and at most every `LOG_EVERY_S`
+otherwise. Off under `-q` and in xdist workers (their output is a pipe to the controller).
 
 The terminal is the process's stderr as it was when this module was imported (the
 plugin imports it before pytest captures output), written with os.write: a thread
