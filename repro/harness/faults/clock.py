@@ -69,7 +69,7 @@ class Rate:
         mid = (b.before + b.after) / 2 - (a.before + a.after) / 2
         longest, shortest = b.after - a.before, b.before - a.after
         return cls(moved / max(mid, 1e-3), moved / max(longest, 1e-3),
-                   moved / shortest if shortest > 0 else float("inf"))
+                   moved / max(shortest, 1e-3))  # reads are sequential: shortest >= the sleep
 
     def verdict(self, speed: float) -> bool | None:
         """True: every rate the reads allow is within MAX_RATE_ERROR of `speed`; False:
