@@ -160,7 +160,8 @@ class Clock:
             time.sleep(RATE_WINDOW_S)  # the measurement window of the clock's rate, widened
             last = self._timed_read()  # until the reads' own lengths cannot sway the verdict
             rate = Rate.between(first, last)
-            if rate.verdict(self.speed) is not None or last.after - first.before >= MAX_WINDOW_S:
+            landed = rate.verdict(self.speed)
+            if landed is not None or last.after - first.before >= MAX_WINDOW_S:
                 break
         offset = first.value - target
         applied = Applied(self.name, self.host.name,
@@ -172,7 +173,7 @@ class Clock:
                            "window_s": round(last.after - first.before, 2)})
         if abs(offset) > MAX_OFFSET_REAL_S * self.speed:
             applied.shortfall = f"the host's clock reads {offset:+.1f} s from where it was set"
-        elif not (rate.verdict(self.speed) or rate.near(self.speed)):
+        elif not (rate.near(self.speed) if landed is None else landed):
             applied.shortfall = (f"the host's clock runs {rate.estimate:.2f}x "
                                  f"({rate.low:.2f}-{rate.high:.2f}x), not {self.speed:g}x")
         return applied
