@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.leftovers import short_of
+from tests.leftovers import command_output, short_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def docker_out(*args: str) -> str:
     """`docker ARGS`' standard output ("" on an error: the caller asks again)."""
     try:
-        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30,
-                              check=False).stdout
+        return command_output(["docker", *args])
     except subprocess.TimeoutExpired:  # a busy daemon
         return ""
 
