@@ -11,6 +11,7 @@ from repro.harness.rules import (
     fault_events,
     fault_took_effect,
     gaps_over,
+    given,
     inconclusive,
     lost_gaps,
     merge,
@@ -245,3 +246,16 @@ def test_freezes_and_observed_time() -> None:
     assert freezes(ticks, 0.5) == [(0.2, 1.5)]
     assert round(observed_s(0.0, 2.0, [(0.2, 1.5)]), 3) == 0.7
     assert percentile([5, 1, 4, 2, 3], 50) == 3 and percentile([], 99) == 0.0
+
+
+def test_given_drops_the_dependent_failures_when_the_fault_did_not_take() -> None:
+    nobody_took_over = Findings(failures=["cluster static"], figures={"static_s": 9.0})
+    v = given(inconclusive("the leader was never killed"), nobody_took_over).verdict()
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert v.reasons == ("the leader was never killed",)
+    assert v.figures == {"static_s": 9.0}
+
+
+def test_given_judges_the_dependent_rules_once_the_fault_took() -> None:
+    v = given(Findings(), Findings(failures=["cluster static"])).verdict()
+    assert v.outcome is Outcome.FAIL and v.reasons == ("cluster static",)

@@ -23,6 +23,7 @@ first (which keeps their order).
 
   fault_took_effect   a `fault.start` of the fault (on the host) is in the history, and it
                       recorded no shortfall
+  given               the rules that depend on the fault judged only once it took
   gaps_over           liveness gaps of heartbeat samples longer than a limit
   missed_in_a_row     liveness gaps holding at least N failed samples
   rebooted            boot-id changes seen by a probe
@@ -97,6 +98,21 @@ def merge(*parts: Findings) -> Findings:
 def compose(*parts: Findings) -> Verdict:
     """The verdict of rules' findings merged in the order given (failure first)."""
     return merge(*parts).verdict()
+
+
+def given(took: Findings, *parts: Findings) -> Findings:
+    """Fault first, then judgement: `parts` judged only once `took` shows the fault took.
+
+    `parts` are the rules that can fire *because* the fault did not take (nobody took over
+    from a leader that was never killed; no alarm for a backlog that never formed). When
+    `took` holds an inconclusive reason, their failures and inconclusive reasons are
+    dropped and only their figures kept, so the run is inconclusive for that reason alone.
+    Otherwise the merge of `parts` then `took`. Rules that hold whatever the fault did
+    (split brain, a healthy control window) stay outside `given`.
+    """
+    if took.inconclusive:
+        return merge(*(Findings(figures=dict(p.figures)) for p in parts), took)
+    return merge(*parts, took)
 
 
 # -- faults ---------------------------------------------------------------------------------
