@@ -13,10 +13,18 @@ Fail when
   healthy leader: the next incident's failure);
 - after the leader was taken away, no other server decided within `max_takeover_s`
   ("cluster static", with how long no decision was made);
-- after healing there was not exactly one decider.
+- nobody decided after healing;
+- after healing more than one server decided.
 Inconclusive when the fault did not take (the killed host still answered, the pause or
 partition missed), when the leader still decided during the fault, when no other
 server was alive to take over, or when the observer itself was starved.
+
+Fault first, then judgement (`rules.given`): "cluster static" and "nobody decided after
+healing" can fire *because* the fault did not take (a leader that was never gone keeps
+deciding and nobody else needs to; with nobody alive, nobody can), so they are judged only
+once the fault is shown to have taken; a run where it did not is inconclusive for that
+reason alone. Split brain, the control window and two deciders after healing are failures
+whatever the fault did.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from repro.harness.rules import (
     fail,
     fault_events,
     fault_took_effect,
+    given,
     inconclusive,
     observer_starved,
 )
@@ -88,8 +97,10 @@ def check(events: list[Event], p: Params) -> Verdict:
     verdict_parts = [figures, split_brain(ds, p.interval_s), control_window(control)]
     if w.fault is None:
         return compose(*verdict_parts, inconclusive("the leader was never taken away"))
-    return compose(*verdict_parts, takeover(ds, leader, w, p), after_healing(ds, w),
-                   _fault_took(events, ds, leader, w, p),
+    took = _fault_took(events, ds, leader, w, p)
+    return compose(*verdict_parts,
+                   given(took, takeover(ds, leader, w, p), decided_after_healing(ds, w)),
+                   one_decider_after_healing(ds, w),
                    observer_starved(of_kind(events, "probe"), STARVED_S,
                                     what="probe of the servers"))
 
@@ -120,6 +131,8 @@ def control_window(control: list[Event]) -> Findings:
 
 
 def takeover(ds: list[Event], leader: str, w: Windows, p: Params) -> Findings:
+    """Another server must decide within `max_takeover_s` of the fault (judged only once
+    the fault took: `given`); `static_s`, `takeover_s`, `new_leader` measured either way."""
     assert w.fault is not None
     last_before = max((d.t for d in ds if d.t < w.fault), default=w.fault)
     first_other = next((d for d in ds if d.t >= w.fault and d.host != leader), None)
@@ -138,15 +151,26 @@ def takeover(ds: list[Event], leader: str, w: Windows, p: Params) -> Findings:
     return found
 
 
-def after_healing(ds: list[Event], w: Windows) -> Findings:
+def _after(ds: list[Event], w: Windows) -> list[Event]:
+    assert w.healed is not None
+    return [d for d in ds if d.t >= w.healed]
+
+
+def decided_after_healing(ds: list[Event], w: Windows) -> Findings:
+    """Somebody must decide after healing (judged only once the fault took: `given`)."""
+    if w.healed is None or _after(ds, w):
+        return Findings()
+    return fail(f"nobody decided in the {w.end - w.healed:.1f} s after healing")
+
+
+def one_decider_after_healing(ds: list[Event], w: Windows) -> Findings:
+    """At most one server decides after healing, whatever the fault did: a leader that
+    comes back from a pause or a partition and decides beside the new one is split brain."""
     if w.healed is None:
         return Findings()
-    after = [d for d in ds if d.t >= w.healed]
-    deciders = sorted({d.host for d in after})
+    deciders = sorted({d.host for d in _after(ds, w)})
     found = Findings(figures={"deciders_after": len(deciders)})
-    if not after:
-        found.failures.append(f"nobody decided in the {w.end - w.healed:.1f} s after healing")
-    elif len(deciders) > 1:
+    if len(deciders) > 1:
         found.failures.append(f"{len(deciders)} servers decided after healing "
                               f"({', '.join(deciders)}): not one leader")
     return found
@@ -154,6 +178,8 @@ def after_healing(ds: list[Event], w: Windows) -> Findings:
 
 def _fault_took(events: list[Event], ds: list[Event], leader: str, w: Windows,
                 p: Params) -> Findings:
+    """Inconclusive unless the fault took: it was applied with no shortfall, the leader
+    stopped deciding while under it, and some other server answered probes during it."""
     took = fault_took_effect(events, p.fault, never=f"{leader} was never {PAST[p.fault]}",
                              shortfall="the fault did not take")
     if took.inconclusive:
