@@ -86,7 +86,7 @@ def test_a_declaration_after_steady_state_returned_passes() -> None:
 
 def test_jobs_flowing_declared_with_the_backlog_queued_fails_naming_it() -> None:
     v = check(history(declared_at=S1 + 0.5), P)
-    assert v.outcome is Outcome.FAIL
+    assert v.outcome is Outcome.FAIL, v.describe()
     reason = v.reasons[0]
     assert "declared resolved +1.35 s after the heal" in reason, reason  # the poll's exit
     assert "jobs still queued" in reason
@@ -126,8 +126,9 @@ def test_never_declared_inside_the_grace_is_inconclusive() -> None:
 
 def test_a_check_that_never_reports_the_incident_fails() -> None:
     v = check(history(declared_at=None, alarm_at=None), P)
-    assert v.outcome is Outcome.FAIL
-    assert "never reported the incident" in v.reasons[0]
+    assert v.outcome is Outcome.FAIL, v.describe()
+    assert v.reasons[0].startswith("the resolution check never reported the incident")
+    assert len(v.reasons) == 1, v.reasons  # the freeze took: nothing inconclusive beside it
 
 
 def test_a_poll_is_dated_by_its_exit() -> None:
@@ -182,7 +183,41 @@ def test_a_freeze_that_did_not_hold_is_inconclusive_and_heals_early() -> None:
 
 def test_no_backlog_is_inconclusive() -> None:
     v = check(history(declared_at=S1 + 1, backlog=False), P)
-    assert any("no backlog formed" in r for r in v.reasons)
+    assert v.outcome is Outcome.INCONCLUSIVE, v.describe()
+    assert len(v.reasons) == 1 and v.reasons[0].startswith("no backlog formed"), v.reasons
+
+
+def test_no_backlog_and_a_correct_check_that_never_alarmed_is_inconclusive_alone() -> None:
+    # nothing backed up, so a correct check saw nothing to report: not its failure
+    v = check(history(declared_at=None, alarm_at=None, backlog=False), P)
+    assert v.outcome is Outcome.INCONCLUSIVE, v.describe()
+    assert len(v.reasons) == 1 and v.reasons[0].startswith("no backlog formed"), v.reasons
+    assert v.figures["first_alarm_s"] is None  # the declaration's figures are kept
+
+
+def test_a_freeze_that_did_not_hold_and_no_alarm_is_inconclusive_alone() -> None:
+    # the replicas answered 1.5 s in: the workers went on, the queue never backed up,
+    # and a correct check never alarmed
+    v = check(history(declared_at=None, alarm_at=None, answered_in_freeze=S0 + 1.5,
+                      finished_in_freeze=60, backlog=False), P)
+    assert v.outcome is Outcome.INCONCLUSIVE, v.describe()
+    assert any("the freeze did not hold" in r for r in v.reasons), v.reasons
+    assert not any("never reported" in r for r in v.reasons), v.reasons
+
+
+def test_a_freeze_that_missed_and_no_alarm_is_inconclusive_alone() -> None:
+    v = check(history(declared_at=None, alarm_at=None, shortfall="no process to freeze",
+                      backlog=False), P)
+    assert v.outcome is Outcome.INCONCLUSIVE, v.describe()
+    assert v.reasons[0] == "the freeze did not take: no process to freeze", v.reasons
+    assert not any("never reported" in r for r in v.reasons), v.reasons
+
+
+def test_an_early_declaration_on_a_freeze_that_did_not_hold_is_inconclusive() -> None:
+    # the pre-fix check on a freeze thawed early: nothing to judge it against
+    v = check(history(declared_at=S0 + 3, answered_in_freeze=S0 + 2), P)
+    assert v.outcome is Outcome.INCONCLUSIVE, v.describe()
+    assert not any("declared resolved" in r for r in v.reasons), v.reasons
 
 
 def test_a_silent_sampler_and_a_dead_worker_are_inconclusive() -> None:
