@@ -9,6 +9,9 @@ verdict, from the cache's manifest, the step's exit code and output, every targe
         data loss: the step exited 0 and a target's tree is partial or corrupt (the files
         missing are named: quiet data loss made loud);
         the step failed without naming a target it left incomplete;
+        over-reporting: the step failed naming a target whose tree is complete (a target
+        reported lost that holds the whole cache: the build redoes or abandons good work,
+        and a step that always says "failed" for everyone tells nothing);
         the step failed although nothing was cut (an unimpaired restore must work);
         the step ran over `budget_s` (or was killed past it);
   inconclusive  a cut was asked for and did not land mid-stream (the stream to that target
@@ -16,8 +19,8 @@ verdict, from the cache's manifest, the step's exit code and output, every targe
         `max_gap_s` (a gap could have gone unseen): nothing proves the step then.
 
 Composed (repro.harness.rules) of: the figures; reachability; data loss; unnamed failures;
-a failure with nothing cut; the budget; then why the run proves nothing. A target is named
-when its ssh destination appears in the output as a word of its own.
+over-reporting; a failure with nothing cut; the budget; then why the run proves nothing. A
+target is named when its ssh destination appears in the output as a word of its own.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def check(events: list[Event], p: Params) -> Verdict:
     if o is None:
         return compose(inconclusive("the restore step never ran: nothing to judge"))
     return compose(_figures(o, p), _reachable(o, p), _data_loss(o), _unnamed(o),
-                   _failed_uncut(o), _budget(o, p), _not_in_effect(o, p))
+                   _over_reported(o), _failed_uncut(o), _budget(o, p), _not_in_effect(o, p))
 
 
 def observe(events: list[Event], p: Params) -> Observed | None:
@@ -198,6 +201,17 @@ def _unnamed(o: Observed) -> Findings:
     return fail(*(f"the restore failed (exit {o.exit_code}) without naming {t.target}, which "
                   f"it left incomplete: {_lost(t)}" for t in o.incomplete
                   if not o.named(t.target)))
+
+
+def _over_reported(o: Observed) -> Findings:
+    """A failed step must name only what it could not restore: a complete target it names
+    is reported lost although it holds the whole cache."""
+    if o.exit_code in (0, None):
+        return Findings()
+    return fail(*(f"over-reporting: the restore failed (exit {o.exit_code}) naming "
+                  f"{t.target}, whose tree is complete ({len(o.manifest)} of "
+                  f"{len(o.manifest)} files intact)" for t in o.trees.values()
+                  if t.complete and o.named(t.target)))
 
 
 def _failed_uncut(o: Observed) -> Findings:

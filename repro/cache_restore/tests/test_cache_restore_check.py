@@ -159,3 +159,36 @@ def test_peak_streams_counts_targets_receiving_in_the_same_interval() -> None:
     serial = round_(1, {"a": 0, "b": 0}) + round_(2, {"a": 200_000, "b": 0}) + \
         round_(3, {"a": 400_000, "b": 1000}) + round_(4, {"a": 400_000, "b": 900_000})
     assert peak_streams(parallel) == 2 and peak_streams(serial) == 1
+
+
+# -- the broken variants (fixtures/cache_restore/broken_*.sh), on their histories ------
+
+def test_always_exit_1_naming_every_target_is_over_reporting() -> None:
+    """broken_always_fail.sh: restores every target, checks nothing, says all failed."""
+    v = check(history(exit_code=1, output="could not restore: " + " ".join(TS) + "\n",
+                      partial={TS[1]: 4}), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons == tuple(
+        f"over-reporting: the restore failed (exit 1) naming {t}, whose tree is complete "
+        "(10 of 10 files intact)" for t in (TS[0], TS[2]))
+
+
+def test_always_exit_1_with_nothing_cut_fails_twice_over() -> None:
+    v = check(history(exit_code=1, output="could not restore: " + " ".join(TS), cut=None), P)
+    assert v.outcome is Outcome.FAIL
+    assert sum(r.startswith("over-reporting") for r in v.reasons) == 3
+    assert "although nothing was cut" in v.reasons[-1]
+
+
+def test_a_complete_target_named_once_among_the_lost_is_over_reporting() -> None:
+    v = check(history(exit_code=1, output=f"restore failed: {TS[1]}\nretrying {TS[0]}\n",
+                      partial={TS[1]: 4}), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons == (f"over-reporting: the restore failed (exit 1) naming {TS[0]}, whose "
+                         "tree is complete (10 of 10 files intact)",)
+
+
+def test_exit_0_naming_every_target_is_not_over_reporting() -> None:
+    v = check(history(exit_code=0, output="".join(f"restored {t}\n" for t in TS), cut=None), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+
