@@ -8,8 +8,18 @@ The switch: a server is registered when its window begins (its first tick) and
 heartbeats with each fire; at any tick more than `ttl_s` after its last heartbeat it
 is evicted, at last heartbeat + ttl. The ticks are the harness's own heartbeat on the
 host, on the same clock: a tick after the eviction instant shows the server alive, so
-the eviction is a misfire, a failure: "evicted srv-1 at Sun 00:02:30
-America/Los_Angeles: no heartbeat since Sat 23:59:00".
+the eviction is a misfire, a failure. The failure is the evidence, whatever the day:
+*a live server evicted* (rule `_live_server_evicted`, the week's windows; rule
+`_search_evicted_live`, the instants Hypothesis tried), each a `Misfire` saying the
+server, the eviction instant, its last heartbeat and how many fires it had sent in the
+window, and the harness's ticks on it after the eviction: "a live server evicted: srv-1
+at Sun 00:02:30 America/Los_Angeles, no heartbeat since Sat 23:59:00 (its last of 5 in
+its window over Sun 2026-11-29); the harness's ticks on it went on to Sun 00:04:30 (10
+after the eviction)". The same evidence is the figure `evicted_live` (one entry per
+misfire, with its phase). Where Hypothesis shrank a failing instant to is a figure
+(`shrunk_instant`) beside that evidence, never a condition of the verdict: a shrink
+can end in any local minimum (a Sunday's midnight, or a Monday's window started three
+minutes early, whose server is evicted on Sunday night before any fire).
 
 Inconclusive, never green: an eviction whose silence holds a gap of ttl/2 or more in
 the harness's ticks (the host itself stalled: its processes were not running, so the
@@ -84,6 +94,39 @@ class Eviction:
                 f"{local(self.last, self.zone, with_zone=False)}")
 
 
+@dataclass(frozen=True)
+class Misfire:
+    """A live server evicted: the switch's eviction, and what shows the server was fine
+    (the harness's ticks on the host went on after it)."""
+
+    eviction: Eviction
+    phase: str
+    window_day: str      # the day whose midnight the window crosses: "Sun 2026-11-29"
+    fires_before: int    # the scheduler's heartbeats in the window up to the eviction
+    ticks_after: int     # the harness's ticks on the host after the eviction instant
+    alive_until: float   # the last of those ticks (host clock)
+
+    def describe(self) -> str:
+        e = self.eviction
+        since = (f"no heartbeat since {local(e.last, e.zone, with_zone=False)} (its last of "
+                 f"{self.fires_before} in its window over {self.window_day})"
+                 if self.fires_before else
+                 f"no heartbeat since it registered at {local(e.last, e.zone, with_zone=False)}"
+                 f" (none in its window over {self.window_day})")
+        return (f"a live server evicted: {e.server} at {local(e.at, e.zone)}, {since}; the "
+                f"harness's ticks on it went on to "
+                f"{local(self.alive_until, e.zone, with_zone=False)} ({self.ticks_after} after "
+                f"the eviction)")
+
+    def as_fields(self) -> dict[str, Any]:
+        e = self.eviction
+        return {"server": e.server, "phase": self.phase, "window_day": self.window_day,
+                "evicted_at": e.at, "evicted_local": local(e.at, e.zone),
+                "last_heartbeat_local": local(e.last, e.zone),
+                "fires_before": self.fires_before, "ticks_after": self.ticks_after,
+                "alive_until_local": local(self.alive_until, e.zone)}
+
+
 def evictions(o: Observed, ttl_s: float) -> list[Eviction]:
     """The switch over one window: at most one eviction (an evicted server is out)."""
     if not o.ticks:
@@ -98,12 +141,18 @@ def evictions(o: Observed, ttl_s: float) -> list[Eviction]:
     return []
 
 
-def misfires(o: Observed, ttl_s: float) -> list[Eviction]:
+def misfires(o: Observed, ttl_s: float) -> list[Misfire]:
     """Evictions of a server the harness saw alive (its ticks went on), in a window whose
-    clock landed, that no stall of the host explains."""
+    clock landed, that no stall of the host explains; each with its evidence."""
     if o.shortfall:
         return []
-    return [e for e in evictions(o, ttl_s) if not stalled(o, ttl_s, e)]
+    return [_misfire(o, e) for e in evictions(o, ttl_s) if not stalled(o, ttl_s, e)]
+
+
+def _misfire(o: Observed, e: Eviction) -> Misfire:
+    after = [t for t in o.ticks if t > e.at]
+    return Misfire(e, o.phase, local_day(o.window.midnight, o.window.zone),
+                   sum(1 for f in o.fires if f <= e.last), len(after), max(after, default=e.at))
 
 
 def stalled(o: Observed, ttl_s: float, e: Eviction | None = None) -> float:
@@ -128,7 +177,8 @@ def check(events: list[Event], p: Params) -> Verdict:
             if e.kind == "op" and e.get("name") == "window"]
     week = [o for o in seen if o.phase == "week"]
     search = [o for o in seen if o.phase == "search"]
-    return compose(_figures(seen, events, p), _misfires(week, p), _search(search, events, p),
+    return compose(_figures(seen, events, p), _live_server_evicted(week, p),
+                   _search_evicted_live(search, p),
                    _unjudged(seen, p), _week_covered(week, p))
 
 
@@ -147,22 +197,25 @@ def _figures(seen: list[Observed], events: list[Event], p: Params) -> Findings:
                                  / 3600, 2),
         "instants_tried": len({(o.window.midnight, o.window.start) for o in seen
                                if o.phase == "search"}),
+        "evicted_live": [m.as_fields() for o in seen for m in misfires(o, p.ttl_s)],
         "shrunk_instant": minimal.get("describe") if minimal else None})
 
 
-def _misfires(week: list[Observed], p: Params) -> Findings:
-    return fail(*(e.describe() for o in week for e in misfires(o, p.ttl_s)))
+def _live_server_evicted(week: list[Observed], p: Params) -> Findings:
+    """The rule: every misfire in the week's windows, with its evidence."""
+    return fail(*(m.describe() for o in week for m in misfires(o, p.ttl_s)))
 
 
-def _search(search: list[Observed], events: list[Event], p: Params) -> Findings:
-    failing = [e for o in search for e in misfires(o, p.ttl_s)]
+def _search_evicted_live(search: list[Observed], p: Params) -> Findings:
+    """The rule over the search: the instants Hypothesis tried that evicted a live server,
+    said by the first one's evidence; where the search shrank to is only a figure."""
+    failing = [(o, m) for o in search for m in misfires(o, p.ttl_s)]
     if not failing:
         return Findings()
-    minimal = next((e for e in events if e.kind == "op" and e.get("name") == "minimal"), None)
-    shrunk = f"; shrunk to {minimal.get('describe')}" if minimal else ""
-    return fail(f"Hypothesis found {len(failing)} failing instant(s), first: "
-                f"{failing[0].describe()}"
-                f"{shrunk}")
+    tried = len({(o.window.midnight, o.window.start) for o in search})
+    bad = len({(o.window.midnight, o.window.start) for o, _ in failing})
+    return fail(f"{failing[0][1].describe()}, at an instant Hypothesis tried "
+                f"({bad} of {tried} instants evicted a live server)")
 
 
 def _unjudged(seen: list[Observed], p: Params) -> Findings:
