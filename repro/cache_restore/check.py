@@ -12,15 +12,18 @@ verdict, from the cache's manifest, the step's exit code and output, every targe
         over-reporting: the step failed naming a target whose tree is complete (a target
         reported lost that holds the whole cache: the build redoes or abandons good work,
         and a step that always says "failed" for everyone tells nothing);
-        the step failed although nothing was cut (an unimpaired restore must work);
+        the step failed although nothing was cut (an unimpaired restore must work), or,
+        with a cut, it left a target incomplete that was not cut (only the cut target may
+        be lost);
         the step ran over `budget_s` (or was killed past it);
   inconclusive  a cut was asked for and did not land mid-stream (the stream to that target
         never reached the byte at which it is cut), or the observer starved for longer than
         `max_gap_s` (a gap could have gone unseen): nothing proves the step then.
 
 Composed (repro.harness.rules) of: the figures; reachability; data loss; unnamed failures;
-over-reporting; a failure with nothing cut; the budget; then why the run proves nothing. A
-target is named when its ssh destination appears in the output as a word of its own.
+over-reporting; a failure with nothing cut, or of a target not cut; the budget; then why
+the run proves nothing. A target is named when its ssh destination appears in the output
+as a word of its own.
 """
 
 from __future__ import annotations
@@ -97,7 +100,8 @@ def check(events: list[Event], p: Params) -> Verdict:
     if o is None:
         return compose(inconclusive("the restore step never ran: nothing to judge"))
     return compose(_figures(o, p), _reachable(o, p), _data_loss(o), _unnamed(o),
-                   _over_reported(o), _failed_uncut(o), _budget(o, p), _not_in_effect(o, p))
+                   _over_reported(o), _failed_uncut(o), _lost_uncut(o), _budget(o, p),
+                   _not_in_effect(o, p))
 
 
 def observe(events: list[Event], p: Params) -> Observed | None:
@@ -212,6 +216,16 @@ def _over_reported(o: Observed) -> Findings:
                   f"{t.target}, whose tree is complete ({len(o.manifest)} of "
                   f"{len(o.manifest)} files intact)" for t in o.trees.values()
                   if t.complete and o.named(t.target)))
+
+
+def _lost_uncut(o: Observed) -> Findings:
+    """With a cut, only the cut target may be left incomplete (an unnamed one is already
+    `_unnamed`'s; behind exit 0, `_data_loss`'s)."""
+    if o.exit_code in (0, None) or not o.cut_target:
+        return Findings()
+    return fail(*(f"the restore failed (exit {o.exit_code}) and left {t.target} incomplete, "
+                  f"which was not cut (only {o.cut_target} was): {_lost(t)}"
+                  for t in o.incomplete if t.target != o.cut_target and o.named(t.target)))
 
 
 def _failed_uncut(o: Observed) -> Findings:

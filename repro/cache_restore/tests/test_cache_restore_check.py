@@ -192,3 +192,31 @@ def test_exit_0_naming_every_target_is_not_over_reporting() -> None:
     v = check(history(exit_code=0, output="".join(f"restored {t}\n" for t in TS), cut=None), P)
     assert v.outcome is Outcome.PASS, v.reasons
 
+def test_giving_up_at_the_cut_naming_the_rest_fails_on_the_uncut_target() -> None:
+    """broken_give_up.sh: stops at the first failure and names it and every target left."""
+    v = check(history(exit_code=1, output=f"could not restore: {TS[1]} {TS[2]}\n",
+                      partial={TS[1]: 4, TS[2]: 0}), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons == (f"the restore failed (exit 1) and left {TS[2]} incomplete, which was "
+                         f"not cut (only {TS[1]} was): 10 missing (deps/file00.bin, "
+                         "deps/file01.bin, deps/file02.bin, deps/file03.bin, deps/file04.bin, "
+                         "deps/file05.bin, deps/file06.bin, deps/file07.bin and 2 more)",)
+
+
+def test_giving_up_at_the_cut_naming_only_it_fails_as_unnamed() -> None:
+    v = check(history(exit_code=1, output=f"could not restore: {TS[1]}\n",
+                      partial={TS[1]: 4, TS[2]: 0}), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons == (f"the restore failed (exit 1) without naming {TS[2]}, which it left "
+                         "incomplete: 10 missing (deps/file00.bin, deps/file01.bin, "
+                         "deps/file02.bin, deps/file03.bin, deps/file04.bin, deps/file05.bin, "
+                         "deps/file06.bin, deps/file07.bin and 2 more)",)
+
+
+def test_an_uncut_target_lost_while_the_cut_missed_still_fails() -> None:
+    v = check(history(exit_code=1, output=f"failed: {TS[0]}\n", partial={TS[0]: 3},
+                      fired=False), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons[0].startswith(f"the restore failed (exit 1) and left {TS[0]} incomplete")
+    assert "did not land mid-stream" in v.reasons[-1]
+
