@@ -15,15 +15,25 @@ verdict, from the cache's manifest, the step's exit code and output, every targe
         the step failed although nothing was cut (an unimpaired restore must work), or,
         with a cut, it left a target incomplete that was not cut (only the cut target may
         be lost);
-        the step ran over `budget_s` (or was killed past it);
+        the step ran over `budget_s` (or was killed past it) and would have, even with
+        the time its host was starved of CPU taken out (below);
   inconclusive  a cut was asked for and did not land mid-stream (the stream to that target
         never reached the byte at which it is cut), or the observer starved for longer than
-        `max_gap_s` (a gap could have gone unseen): nothing proves the step then.
+        `max_gap_s` (a gap could have gone unseen), or the step ran over its budget only
+        because the build host was starved of CPU: nothing proves the step then.
+
+CPU starvation, from observations only: the heartbeat's ssh leg runs `cat` on the build
+host every interval; a round trip over STARVED_RTT_S (a second to fork and run `cat`, at
+least ten times its idle round trip here) or one unanswered while the tcp leg answered is
+a stretch the host could not run its processes (its CPU quota and the machine's load hold
+it off). The time of those stretches inside the step is the step's starved time; the
+budget is judged on the step's wall time minus it. A step that hangs (waits on a dead
+stream, sleeps) leaves the host idle and its round trips fast: it still fails.
 
 Composed (repro.harness.rules) of: the figures; reachability; data loss; unnamed failures;
-over-reporting; a failure with nothing cut, or of a target not cut; the budget; then why
-the run proves nothing. A target is named when its ssh destination appears in the output
-as a word of its own.
+over-reporting; a failure with nothing cut, or of a target not cut; the budget (CPU
+starvation taken out); then why the run proves nothing. A target is named when its ssh
+destination appears in the output as a word of its own.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ from repro.harness.rules import (
 FAULT = "cut"
 STREAMING_BYTES = 64 * 1024  # a target that received this much in one sample was streaming
 SHOW_FILES = 8               # files named in a reason (all of them are in the figures)
+STARVED_RTT_S = 1.0          # an ssh round trip (`cat` of the boot id) this slow: host starved
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,11 @@ class Observed:
     cut: dict[str, object] = field(default_factory=dict)   # its fault.measure
     peak_streams: int = 0      # most targets receiving data at once (the meter)
     mtu: int | None = None     # the build host's, after its host init
+    step_end: float = 0.0      # when the step returned (its op event)
+
+    @property
+    def step_start(self) -> float:
+        return self.step_end - float(self.elapsed_s or 0.0)
 
     @property
     def incomplete(self) -> list[Tree]:
@@ -127,7 +143,7 @@ def observe(events: list[Event], p: Params) -> Observed | None:
                     starts[-1].host if starts else "",
                     dict(measures[-1].fields) if measures else {}, peak_streams(events),
                     next((int(e.get("mtu")) for e in of_kind(events, "observe")
-                          if e.host == p.build and e.get("mtu")), None))
+                          if e.host == p.build and e.get("mtu")), None), step.t)
 
 
 def peak_streams(events: list[Event]) -> int:
@@ -236,11 +252,51 @@ def _failed_uncut(o: Observed) -> Findings:
                 f"{tail or '(no output)'}")
 
 
+def starved_s(o: Observed) -> float:
+    """Seconds of the step the build host was starved of CPU, by the heartbeat's ssh leg:
+    each round whose round trip took over STARVED_RTT_S, or that went unanswered while the
+    tcp leg answered (the host on the network but not running its processes), counts from
+    the previous ssh round to it, clipped to the step."""
+    ssh = sorted(leg(o.probes, "ssh"), key=lambda e: e.t)
+    tcp = leg(o.probes, "tcp")
+    total, prev = 0.0, o.step_start
+    for e in ssh:
+        if e.t > o.step_end:
+            break
+        slow = e.get("ok") and float(e.get("rtt_s") or 0.0) > STARVED_RTT_S
+        unanswered = not e.get("ok") and any(
+            x.get("ok") for x in tcp if prev <= x.t <= e.t)
+        if e.t > o.step_start and (slow or unanswered):
+            total += e.t - max(prev, o.step_start)
+        prev = max(prev, e.t)
+    return round(min(total, float(o.elapsed_s or 0.0)), 3)
+
+
 def _budget(o: Observed, p: Params) -> Findings:
-    if o.exit_code is None:
-        return fail(f"the restore was still running {o.elapsed_s or 0:.0f} s after it started "
-                    f"and was killed (budget {p.budget_s:g} s)")
-    return over_budget("the restore", float(o.elapsed_s or 0), p.budget_s)
+    """Over budget is a failure when the step would have been over it with the time its
+    host was starved of CPU taken out; inconclusive when only that time put it over."""
+    elapsed = float(o.elapsed_s or 0)
+    starved = starved_s(o)
+    figures = {"starved_s": starved}
+    killed = o.exit_code is None
+    if elapsed <= p.budget_s and not killed:
+        return Findings(figures=figures)
+    if elapsed - starved <= p.budget_s:
+        what = "was killed" if killed else "ran"
+        return Findings(figures=figures, inconclusive=[
+            f"the restore {what} at {elapsed:.0f} s, over its {p.budget_s:g} s budget, but "
+            f"its build host was starved of CPU for {starved:.1f} s of it (ssh round trips "
+            f"over {STARVED_RTT_S:g} s or unanswered): the budget cannot be judged"])
+    if killed:
+        return Findings(figures=figures, failures=[
+            f"the restore was still running {elapsed:.0f} s after it started and was killed "
+            f"(budget {p.budget_s:g} s)" + _starved_note(starved)])
+    return merge(Findings(figures=figures),
+                 over_budget("the restore", elapsed, p.budget_s, _starved_note(starved)))
+
+
+def _starved_note(starved: float) -> str:
+    return f"; {starved:.1f} s of it starved of CPU, still over without it" if starved else ""
 
 
 def _not_in_effect(o: Observed, p: Params) -> Findings:

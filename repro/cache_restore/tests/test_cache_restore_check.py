@@ -22,16 +22,20 @@ def ev(t: float, kind: str, host: str = B, **fields: Any) -> Event:
 def history(exit_code: int | None = 0, output: str = "", elapsed: float = 5.0,
             partial: dict[str, int] | None = None, corrupt: str = "",
             cut: str | None = TS[1], fired: bool = True, down: tuple[float, float] | None = None,
-            every: float = 0.25, end: float = 12.0) -> list[Event]:
-    """The cache, heartbeats of the build host every `every` s (failing inside `down`),
+            every: float = 0.25, end: float = 12.0, slow: tuple[float, float] | None = None
+            ) -> list[Event]:
+    """The cache, heartbeats of the build host every `every` s (failing inside `down`; ssh
+    round trips of 1.5 s, the host starved of CPU, inside `slow`),
     the step from t=2 to 2+elapsed with `exit_code` and `output`, the cut armed on `cut`,
     and each target's tree: whole, or only its first `partial[target]` files."""
     events = [ev(0.0, "cache", "", size=1000, files=MANIFEST), ev(0.5, "observe", mtu=1400)]
     for i in range(1, round(end / every) + 1):
         t = round(i * every, 3)
         ok = not (down and down[0] <= t < down[1])
+        rtt = 1.5 if slow and slow[0] <= t < slow[1] else 0.02
         events += [ev(t, "probe", leg="tcp", ok=ok, tcp_ok=ok),
-                   ev(t + 0.01, "probe", leg="ssh", ok=ok, boot_id="b1" if ok else None)]
+                   ev(t + 0.01, "probe", leg="ssh", ok=ok, boot_id="b1" if ok else None,
+                      rtt_s=rtt if ok else None)]
     if cut:
         events += [ev(2.0, "fault.start", cut, fault=FAULT, params={"after_bytes": 500},
                       measured={}, shortfall=""),
@@ -192,6 +196,7 @@ def test_exit_0_naming_every_target_is_not_over_reporting() -> None:
     v = check(history(exit_code=0, output="".join(f"restored {t}\n" for t in TS), cut=None), P)
     assert v.outcome is Outcome.PASS, v.reasons
 
+
 def test_giving_up_at_the_cut_naming_the_rest_fails_on_the_uncut_target() -> None:
     """broken_give_up.sh: stops at the first failure and names it and every target left."""
     v = check(history(exit_code=1, output=f"could not restore: {TS[1]} {TS[2]}\n",
@@ -220,3 +225,40 @@ def test_an_uncut_target_lost_while_the_cut_missed_still_fails() -> None:
     assert v.reasons[0].startswith(f"the restore failed (exit 1) and left {TS[0]} incomplete")
     assert "did not land mid-stream" in v.reasons[-1]
 
+
+# -- the budget, with CPU starvation taken out -----------------------------------------------
+
+def test_over_budget_only_through_cpu_starvation_is_inconclusive() -> None:
+    v = check(history(exit_code=0, elapsed=75.0, end=90.0, cut=None, slow=(10.0, 40.0)), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert v.figures["starved_s"] == 30.0
+    assert v.reasons == ("the restore ran at 75 s, over its 60 s budget, but its build host "
+                         "was starved of CPU for 30.0 s of it (ssh round trips over 1 s or "
+                         "unanswered): the budget cannot be judged",)
+
+
+def test_over_budget_beyond_its_starvation_fails() -> None:
+    v = check(history(exit_code=0, elapsed=75.0, end=90.0, cut=None, slow=(10.0, 15.0)), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons == ("the restore ran 75 s, over its 60 s budget; 5.0 s of it starved of "
+                         "CPU, still over without it",)
+
+
+def test_a_killed_step_starved_throughout_is_inconclusive() -> None:
+    v = check(history(exit_code=None, elapsed=70.0, end=90.0, cut=None, slow=(2.0, 72.0)), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert v.reasons[0].startswith("the restore was killed at 70 s, over its 60 s budget")
+
+
+def test_unanswered_ssh_rounds_while_tcp_answers_count_as_starved() -> None:
+    events = history(exit_code=0, elapsed=75.0, end=90.0, cut=None)
+    for e in events:
+        if e.kind == "probe" and e.get("leg") == "ssh" and 20.0 < e.t < 45.0:
+            e.fields.update(ok=False, ssh_ok=False, rtt_s=None, boot_id=None)
+    v = check(events, P)
+    assert v.outcome is Outcome.INCONCLUSIVE and v.figures["starved_s"] == 25.0
+
+
+def test_starvation_outside_the_step_is_not_counted() -> None:
+    v = check(history(exit_code=0, elapsed=75.0, end=90.0, cut=None, slow=(78.0, 90.0)), P)
+    assert v.outcome is Outcome.FAIL and v.figures["starved_s"] == 0.0
