@@ -12,8 +12,14 @@ left held. So the handler raises only where it is safe:
   urllib3, paramiko, queue, threading, socket...), the interrupt is *pending*: a trace
   function (the way pdb stops a running program) raises it at the first instruction the
   harness runs once that call has returned or raised. Every such call has a timeout,
-  so the wait is bounded; a SIGALRM raises it anyway GRACE_S after the signal, and a
-  second signal raises it at once.
+  so the wait is bounded; GRACE_S after the signal a timer thread sends the same signal
+  to the main thread again, which raises it anyway, and so does a second signal at once.
+
+Scope. The handlers are the process's only while reproductions run: `install()` (the
+plugin calls it at the first reproduction's start, or when a Run starts) keeps the
+handlers it replaces and `uninstall()` (at the session's end) puts them back. SIGALRM is
+never taken (pytest-timeout's signal method and a user's test own it): the grace is a
+thread's timer, not an interval timer.
 
 After an interrupt, exit itself is watched (`watch_exit`): a process still alive
 EXIT_GRACE_S after its run ended (a library's exit handler hung) says so on one line
@@ -22,11 +28,13 @@ and ends with os._exit, its status 128 + the signal.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -49,15 +57,38 @@ class Pending:
 class _State:
     pending: Pending | None = None
     delivered: int | None = None  # the signal of the last KeyboardInterrupt raised
+    previous: dict[int, Any] = field(default_factory=dict)  # installed: what it replaced
+    grace: _Grace | None = None  # sends the pending signal again at GRACE_S
 
 
 _STATE = _State()
 
 
 def install() -> None:
-    """Route SIGINT, SIGTERM and SIGHUP (and the grace timer) through the handler."""
-    for sig in (*SIGNALS, signal.SIGALRM):
-        signal.signal(sig, _on_signal)
+    """Route SIGINT, SIGTERM and SIGHUP through the handler, keeping the handlers they had
+    (again: nothing changes). Only from the main thread (signal.signal's rule)."""
+    if _STATE.previous or threading.current_thread() is not threading.main_thread():
+        return
+    _STATE.grace = _STATE.grace or _Grace()
+    for sig in SIGNALS:
+        _STATE.previous[sig] = signal.signal(sig, _on_signal)
+
+
+def uninstall() -> None:
+    """Give SIGINT, SIGTERM and SIGHUP back the handlers install() found (not installed:
+    nothing changes); the grace timer's thread ends."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, previous in _STATE.previous.items():
+        signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+    _STATE.previous.clear()
+    if _STATE.grace is not None:
+        _STATE.grace.stop()
+        _STATE.grace = None
+
+
+def installed() -> bool:
+    return bool(_STATE.previous)
 
 
 def delivered() -> int | None:
@@ -81,22 +112,67 @@ def calling_into(frame: FrameType | None) -> str | None:
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     pending = _STATE.pending
-    if signum == signal.SIGALRM:  # the grace is over
-        if pending is not None:
-            _raise(pending.signum)
-        return
-    if pending is not None:  # pressed again: the user insists
+    if pending is not None:  # pressed again (or the grace is over): the user insists
         _raise(signum)
     entry = calling_into(frame)
     if entry is None or entry in INTERRUPTIBLE:
         _raise(signum)
     _STATE.pending = Pending(signum, sys.gettrace())
+    if _STATE.grace is not None:
+        _STATE.grace.tell(signum)
     while frame is not None:  # every harness frame raises at its next instruction
         if _is_own(frame):
             frame.f_trace, frame.f_trace_opcodes = _in_own_frame, True
         frame = frame.f_back
     sys.settrace(_on_call)
-    signal.setitimer(signal.ITIMER_REAL, GRACE_S)
+
+
+class _Grace:
+    """The grace timer: a thread started at install() (never in a signal handler: a thread's
+    start takes threading's own locks, which the interrupted code may hold), told through a
+    pipe (os.write takes no Python lock) that a signal is pending (its number) or no longer
+    (DISARM); GRACE_S after a pending signal it sends that signal to the main thread again,
+    unless it was raised meanwhile."""
+
+    DISARM, STOP = 0, 255
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.write_fd, False)
+        self.main = threading.main_thread().ident
+        self.thread = threading.Thread(target=self._loop, name="repro-interrupt-grace",
+                                       daemon=True)
+        self.thread.start()
+
+    def tell(self, code: int) -> None:
+        with contextlib.suppress(OSError):  # a full pipe: the thread is behind, not gone
+            os.write(self.write_fd, bytes([code]))
+
+    def stop(self) -> None:
+        self.tell(self.STOP)
+        self.thread.join(timeout=5)
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _next(self, timeout: float | None) -> int | None:
+        """The next code, or None when `timeout` passed first."""
+        ready, _, _ = select.select([self.read_fd], [], [], timeout)
+        return os.read(self.read_fd, 1)[0] if ready else None
+
+    def _loop(self) -> None:
+        armed: int | None = None
+        while True:
+            code = self._next(GRACE_S if armed else None)
+            if code is None:  # the grace is over
+                pending = _STATE.pending
+                if armed and pending is not None and pending.signum == armed and self.main:
+                    signal.pthread_kill(self.main, armed)
+                armed = None
+            elif code == self.STOP:
+                return
+            else:
+                armed = code or None
 
 
 def _on_call(frame: FrameType, event: str, arg: object) -> Tracer:
@@ -113,7 +189,8 @@ def _in_own_frame(frame: FrameType, event: str, arg: object) -> Tracer:
 
 
 def _raise(signum: int) -> None:
-    signal.setitimer(signal.ITIMER_REAL, 0)
+    if _STATE.grace is not None and _STATE.pending is not None:
+        _STATE.grace.tell(_Grace.DISARM)
     if _STATE.pending is not None:
         sys.settrace(_STATE.pending.previous_trace)
     _STATE.pending = None

@@ -26,11 +26,14 @@ named by its marker, else by its folder; a checker's unit tests live in the
 folder's tests/ and are not): the report has a row for each, whether it
 recorded a result or not (repro.harness.report.record: a crash, an assertion that
 failed after the verdict, a skip with its reason), and its status agrees with
-pytest's exit status. SIGINT, SIGTERM and SIGHUP become KeyboardInterrupt, raised in
-the harness's own code and never inside a library call (repro.harness.interrupts), so
-that every `finally` (heal, host removal) runs and no library is left holding a lock;
-faults still injected are healed once more at exit. At the end the run's
-reports/<run id>/ gets summary.md, results.json, junit.xml, index.html (with
+pytest's exit status. While reproductions run (from the first reproduction's start, or
+the first Run's, to the session's end) SIGINT, SIGTERM and SIGHUP become
+KeyboardInterrupt, raised in the harness's own code and never inside a library call
+(repro.harness.interrupts), so that every `finally` (heal, host removal) runs and no
+library is left holding a lock; faults still injected are healed once more at exit. A
+session that runs no reproduction and starts no Run keeps its signal handlers as they
+were, and SIGALRM is never taken (pytest-timeout's signal method, a test's own alarm).
+At the end the run's reports/<run id>/ gets summary.md, results.json, junit.xml, index.html (with
 figures/), reports/latest points at it, and the terminal shows the table. A run
 whose reproductions were all skipped before they needed hosts still gets its report.
 """
@@ -132,6 +135,7 @@ class Session:
 
     def ensure_run(self) -> Run:
         if self.run is None:
+            interrupts.install()  # a run's hosts and faults are coming: see the module doc
             cleanup.reap(all_runs=False)
             self.run = start_run(self.reports_root, *self.identity())
             self.provenance = provenance.of_run()
@@ -250,7 +254,6 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     progress.configure(config.option.verbose >= 0 and not hasattr(config, "workerinput"))
-    interrupts.install()
 
 
 def reports_root(option: str | None) -> Path:
@@ -365,6 +368,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
                             ) -> Generator[None, object, object]:
     state = item.config.stash.get(SESSION_KEY, None)
+    if state is not None and incident_of(item):
+        interrupts.install()  # the first reproduction's start (again: nothing changes)
     if state is not None:
         state.current = _own_id(item.nodeid)
         incident = incident_of(item) if state.distributed else None
@@ -456,6 +461,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     interrupts.watch_exit()  # everything is torn down and written: only exit is left
+    interrupts.uninstall()   # the signals are the process's own again
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
