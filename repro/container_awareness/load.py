@@ -36,6 +36,14 @@ STALL_S = 0.3
 REQUEST = b"GET /work HTTP/1.0\r\nHost: service\r\nConnection: close\r\n\r\n"
 
 
+def sized_rate(runner_cpus: int, load: float, downstream_ms: float) -> float:
+    """The requests per second offered to a service on a runner of `runner_cpus` CPUs:
+    `load` of what pools sized from those CPUs carry (HikariCP's cores x 2 + 1 connections,
+    each busy `downstream_ms` per request): the traffic the service carried before the
+    update, on any runner. 2 CPUs, 0.7, 150 ms: 23.3 requests/s (pools of 1 CPU carry 20)."""
+    return round(load * (2 * runner_cpus + 1) / (downstream_ms / 1000.0), 1)
+
+
 @dataclass(frozen=True)
 class Load:
     host: str        # the service host's name (the events' host)

@@ -6,21 +6,29 @@ quota `cpus`: the provider's per-role quota, see repro.harness.hosts.docker) and
 cap). The runner is the load generator and the observer. Steps:
 
 1. compile on the runner (javac): the service's source and the harness's Java (jvm.py);
-2. start both hosts; record the service container's CPU quota as its cgroup says it;
-3. start the downstream (each query answered after `downstream_ms`), wait until it listens;
-4. ask a JVM started with `java_options` in the service container what it sees
-   (java/Probe.java: available processors), then start the service with the same
-   options (env PORT, DOWNSTREAM) and wait until it answers HTTP; record the pool sizes
-   it reports (its "repro-pools" line, when it prints one);
-5. offer `rate` requests/s for `duration_s` in open loop (load.py), sampling the JVM's
-   live threads from /proc/PID/status every second;
-6. judge the history (check.py).
+2. start both hosts (the service's limited to `cpuset`, when given); record the service
+   container's CPU quota as its cgroup says it, and the CPUs it can be scheduled on (nproc);
+3. measure the fault: what a JVM with container support on (the update's default, the
+   harness's control) sees there (java/Probe.java: available processors); when detection
+   did not take (check.fault_took: the quota did not apply, or that JVM saw as many
+   processors as the container can run on), stop: the run is inconclusive, nothing more
+   to observe;
+4. start the downstream (each query answered after `downstream_ms`), wait until it listens;
+5. ask a JVM started with `java_options` in the service container what it sees, then
+   start the service with the same options (env PORT, DOWNSTREAM) and wait until it
+   answers HTTP; record the pool sizes it reports (its "repro-pools" line, when it prints
+   one);
+6. offer `rate` requests/s (0: sized from the container's CPUs, load.sized_rate) for
+   `duration_s` in open loop (load.py), sampling the JVM's live threads from
+   /proc/PID/status every second;
+7. judge the history (check.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -51,6 +59,7 @@ READY_TIMEOUT_S = 60.0   # a JVM under a 1-CPU quota on a loaded runner: 1-5 s m
 SAMPLE_EVERY_S = 1.0
 OPTIONS = "/tmp/repro-java.options"
 POOLS_LINE = "repro-pools "
+DETECTING = "-XX:+UseContainerSupport"  # the update's default: the fault, as a control JVM
 SHARES = "cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.weight"
 # the cgroup's CPU quota as "QUOTA PERIOD" (v2: cpu.max; v1: cfs_quota_us / cfs_period_us)
 QUOTA = ("cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)"
@@ -70,37 +79,63 @@ def run(run_ctx: Run, cfg: ContainerAwarenessConfig, label: str,
         with _hosts(cfg, run_ctx) as hosts:
             svc, down = hosts["service"], hosts["downstream"]
             env.target = svc.name
+            params = _params(svc.name, cfg)
             for host in (svc, down):
                 env.history.append("host", host.name, event="ready", url=host.url())
             _observe_quota(svc, env.history)
+            _observe_runner(svc, env.history)
             harness.install(svc)
-            harness.install(down)
-            service.install(svc)
-            svc.put(cfg.java_options.read_bytes(), OPTIONS)
-            env.history.append("phase", svc.name, name="starting the JVMs")
-            if not _start_downstream(down, harness, cfg, env.history):
+            _probe_jvm(svc, harness, DETECTING, "detection", env.history)
+            took = check.fault_took(check.observe(env.history.events(), params), params)
+            if took.inconclusive:
+                env.history.append("phase", svc.name, name="detection did not take: stop")
+            elif not _serve(svc, down, (harness, service), cfg, env.history):
                 return env.result(Verdict(Outcome.INCONCLUSIVE, (
                     f"the harness's downstream on {down.name} never listened",), {}))
-            _probe_jvm(svc, harness, env.history)
-            pid = _start_service(svc, down, service, env.history)
-            if pid:
-                _offer_load(svc, pid, cfg, env.history)
-        params = check.Params(host=svc.name, rate=cfg.rate, duration_s=cfg.duration_s,
-                              min_throughput=cfg.min_throughput, p99_ms=cfg.p99_ms,
-                              timeout_s=cfg.request_timeout_s)
         return env.result(run_checker(check.check, env.history.events(), params))
+
+
+def _params(host: str, cfg: ContainerAwarenessConfig) -> check.Params:
+    return check.Params(host=host, rate=cfg.rate, duration_s=cfg.duration_s,
+                        min_throughput=cfg.min_throughput, p99_ms=cfg.p99_ms,
+                        timeout_s=cfg.request_timeout_s, cpus=cfg.cpus, load=cfg.load,
+                        downstream_ms=cfg.downstream_ms)
+
+
+def _serve(svc: Host, down: Host, programs: tuple[jvm.Program, jvm.Program],
+           cfg: ContainerAwarenessConfig, history: History) -> bool:
+    """Downstream, the options under test's JVM, the service, the load (steps 4-6);
+    False when the harness's downstream never listened."""
+    harness, service = programs
+    harness.install(down)
+    service.install(svc)
+    svc.put(cfg.java_options.read_bytes(), OPTIONS)
+    history.append("phase", svc.name, name="starting the JVMs")
+    if not _start_downstream(down, harness, cfg, history):
+        return False
+    _probe_jvm(svc, harness, f"@{OPTIONS}", "jvm", history)
+    pid = _start_service(svc, down, service, history)
+    if pid:
+        rate = check.observe(history.events(), _params(svc.name, cfg)).rate
+        _offer_load(svc, pid, cfg, rate, history)
+    return True
 
 
 @contextlib.contextmanager
 def _hosts(cfg: ContainerAwarenessConfig, run_ctx: Run) -> Iterator[dict[str, Host]]:
-    """The service host with the configuration's CPU quota, the downstream with the cap;
-    both with CPU_SHARES, so that the quota is what they get on a busy runner."""
+    """The service host with the configuration's CPU quota (and cpuset), the downstream
+    with the cap; both with CPU_SHARES, so that the quota is what they get on a busy
+    runner."""
     image = parse_provider(cfg.provider)[1] or BASE_IMAGE
     with DockerProvider(image, cpus={"service": cfg.cpus}).hosts(
             run_ctx, ["service", "downstream"]) as hosts:
         for host in hosts.values():
             assert isinstance(host, DockerHost)
             host.container.update(cpu_shares=CPU_SHARES)
+        if cfg.cpuset:
+            svc = hosts["service"]
+            assert isinstance(svc, DockerHost)
+            svc.container.update(cpuset_cpus=cfg.cpuset)
         yield hosts
 
 
@@ -126,10 +161,21 @@ def _start_downstream(down: Host, harness: jvm.Program, cfg: ContainerAwarenessC
     return ok
 
 
-def _probe_jvm(svc: Host, harness: jvm.Program, history: History) -> None:
-    out = jvm.run_once(svc, f"@{OPTIONS}", harness.launch(main="Probe"))
+def _observe_runner(svc: Host, history: History) -> None:
+    """The CPUs the service's container can be scheduled on (nproc: its affinity, so its
+    cpuset), beside the machine's: what a JVM without container support counts."""
+    out = svc.run("nproc", timeout=jvm.CMD_TIMEOUT_S, check=False).stdout.strip()
+    history.append("observe", svc.name, what="runner", cpus=_int(out),
+                   machine_cpus=os.cpu_count())
+
+
+def _probe_jvm(svc: Host, harness: jvm.Program, options: str, what: str,
+               history: History) -> None:
+    """What a JVM started with `options` sees in the service's container (`what`: "jvm"
+    for the options under test, "detection" for the harness's control)."""
+    out = jvm.run_once(svc, options, harness.launch(main="Probe"))
     seen = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    history.append("observe", svc.name, what="jvm",
+    history.append("observe", svc.name, what=what, options=options,
                    available_processors=_int(seen.get("available_processors")),
                    max_heap_mb=_int(seen.get("max_heap_mb")),
                    common_pool_parallelism=_int(seen.get("common_pool_parallelism")),
@@ -184,16 +230,17 @@ class _ThreadSampler:
                                 value=size, unit="threads")
 
 
-def _offer_load(svc: Host, pid: int, cfg: ContainerAwarenessConfig, history: History) -> None:
+def _offer_load(svc: Host, pid: int, cfg: ContainerAwarenessConfig, rate: float,
+                history: History) -> None:
     reported = of_kind(history.events(), "observe")
     pools = next(({f"{k} (pool)": int(e.get(k)) for k in ("workers", "connections")
                    if e.get(k) is not None} for e in reported if e.get("what") == "pools"), {})
-    history.append("phase", svc.name, name="offering load")
+    history.append("phase", svc.name, name="offering load", rate=rate)
     sampler = _ThreadSampler(svc, pid, history, pools, threading.Event())
     thread = threading.Thread(target=sampler.loop, daemon=True, name="jvm-threads")
     thread.start()
     try:
-        drive(Load(svc.name, svc.address, PORT, cfg.rate, cfg.duration_s,
+        drive(Load(svc.name, svc.address, PORT, rate, cfg.duration_s,
                    cfg.request_timeout_s, cfg.warmup_s), history)
     finally:
         sampler.stop.set()

@@ -8,10 +8,11 @@ from repro.harness.checks import Outcome
 from repro.harness.history import Event
 
 from ..check import Params, check, percentile
+from ..load import sized_rate
 
 S = "repro-ab12-service"
 P = Params(host=S, rate=10.0, duration_s=10.0, min_throughput=0.9, p99_ms=1000.0,
-           timeout_s=5.0)
+           timeout_s=5.0, cpus=1.0)
 
 
 def ev(t: float, kind: str, host: str = S, **fields: Any) -> Event:
@@ -20,10 +21,15 @@ def ev(t: float, kind: str, host: str = S, **fields: Any) -> Event:
 
 def history(latency: float = 0.1, answered: float = 1.0, n: int = 100, started: bool = True,
             failed: bool = False, stalls: tuple[tuple[float, float], ...] = (),
-            processors: int = 1) -> list[Event]:
-    """What the JVM saw, the service's start, then `n` requests sent 1/rate apart from t=2:
-    the first `answered` share of them answered after `latency`, the rest timed out."""
-    events = [ev(0.5, "observe", what="cpu_quota", cpus=1.0),
+            processors: int = 1, quota: float | None = 1.0, runner: int | None = 2,
+            detected: int | None = 1, rate: float = P.rate) -> list[Event]:
+    """The quota as the cgroup read back, the CPUs the container can run on, what the
+    harness's detecting JVM saw (the fault), what the JVM under test saw, the service's
+    start, then `n` requests sent 1/rate apart from t=2: the first `answered` share of
+    them answered after `latency`, the rest timed out."""
+    events = [ev(0.5, "observe", what="cpu_quota", cpus=quota),
+              ev(0.55, "observe", what="runner", cpus=runner, machine_cpus=2),
+              ev(0.58, "observe", what="detection", available_processors=detected),
               ev(0.6, "observe", what="jvm", available_processors=processors),
               ev(0.8, "observe", what="pools", available_processors=processors,
                  workers=16, connections=2 * processors + 1)]
@@ -33,7 +39,7 @@ def history(latency: float = 0.1, answered: float = 1.0, n: int = 100, started: 
     if started:
         events.append(ev(1.0, "host", event="started", what="service", pid=7))
     for i in range(n):
-        sent = 2.0 + i / P.rate
+        sent = 2.0 + i / rate
         ok = i < answered * n
         took = latency if ok else P.timeout_s
         events.append(ev(sent + took, "op", name="request", ok=ok, latency_s=took, sent_t=sent,
@@ -51,6 +57,7 @@ def test_every_request_answered_quickly_passes_with_what_the_jvm_saw() -> None:
     f = v.figures
     assert f["available_processors"] == 2 and f["connections"] == 5 and f["workers"] == 16
     assert f["cpu_quota"] == 1.0 and f["live_threads_max"] == 22
+    assert f["runner_cpus"] == 2 and f["detected_processors"] == 1
     assert f["delivered_fraction"] == 1.0 and f["delivered_rps"] == 10.0
     assert f["p99_ms"] == 100.0 and f["timeouts"] == 0
 
@@ -145,3 +152,123 @@ def test_nearest_rank_percentile() -> None:
     assert percentile([5, 1, 3, 2, 4], 50) == 3
     assert percentile(list(range(1, 101)), 99) == 99
     assert percentile([7], 99) == 7
+
+
+# -- the fault: the quota applied, and container detection changed what a JVM saw ----------
+
+def test_a_quota_that_did_not_apply_is_inconclusive_alone_not_failed() -> None:
+    # the pools look constrained, but the cgroup has another quota than the one asked
+    v = check(history(answered=0.3, quota=2.0), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert v.reasons == ("the CPU quota did not apply: repro-ab12-service's cgroup reads 2 "
+                         "CPUs, 1 asked",)
+    assert v.figures["delivered_fraction"] == 0.3  # measured, not judged
+
+
+def test_no_quota_at_all_is_inconclusive_alone() -> None:
+    v = check(history(latency=2.0, quota=None), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    (reason,) = v.reasons
+    assert "was not read back from its cgroup (asked 1 CPUs)" in reason
+
+
+def test_detection_that_saw_all_the_runners_cpus_is_inconclusive_for_either_direction() -> None:
+    # a cpuset of one CPU: the quota of 1 CPU is the whole runner; a pass or a failure of the
+    # options under test says nothing about the update's effect
+    for answered in (1.0, 0.3):
+        v = check(history(answered=answered, runner=1, detected=1), P)
+        assert v.outcome is Outcome.INCONCLUSIVE
+        (reason,) = v.reasons
+        assert "container detection changed nothing" in reason
+        assert "saw 1 processors, and the container can run on 1 CPUs" in reason
+
+
+def test_a_quota_above_the_runner_is_inconclusive_too() -> None:
+    # 4 CPUs of quota in a container that may run on 2: detection sees the 2, nothing shrinks
+    v = check(history(runner=2, detected=2, quota=4.0),
+              Params(**{**P.__dict__, "cpus": 4.0}))
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert "changed nothing" in v.reasons[0]
+
+
+def test_detection_not_measured_is_inconclusive() -> None:
+    for missing in ({"runner": None}, {"detected": None}):
+        v = check(history(**missing), P)  # type: ignore[arg-type]
+        assert v.outcome is Outcome.INCONCLUSIVE
+        assert "container detection not measured" in v.reasons[0]
+
+
+def test_the_scenario_stopping_after_the_fault_did_not_take_is_inconclusive_alone() -> None:
+    # what scenario.py records then: no downstream, no service, no load
+    events = [e for e in history(runner=1, detected=1, n=0)
+              if not (e.kind == "host" or e.get("what") in ("jvm", "pools"))]
+    v = check(events, P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    (reason,) = v.reasons
+    assert "changed nothing" in reason
+
+
+def test_a_starved_observer_beside_a_fault_that_did_not_take_gives_one_reason() -> None:
+    v = check(history(stalls=((2.0, 5.0),), quota=0.5), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert len(v.reasons) == 1 and "did not apply" in v.reasons[0]
+
+
+def test_a_service_that_does_not_start_fails_even_when_the_quota_did_not_apply() -> None:
+    # an option the JVM refuses fails whatever the quota: the reason is listed beside it
+    v = check(history(failed=True, quota=2.0), P)
+    assert v.outcome is Outcome.FAIL
+    assert "could not create" in v.reasons[0] and "did not apply" in v.reasons[-1]
+
+
+def test_detection_off_sees_the_runner_and_passes_when_its_pools_meet_the_load() -> None:
+    # -XX:-UseContainerSupport alone: the JVM under test saw the runner's 2 CPUs, the
+    # harness's detecting JVM saw 1: the fault took, the options under test avoided it
+    v = check(history(processors=2, detected=1, runner=2), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+
+
+def test_prefix_pools_from_the_quota_fail_once_detection_took() -> None:
+    v = check(history(answered=0.3, processors=1, detected=1, runner=2), P)
+    assert v.outcome is Outcome.FAIL
+    assert "available processors 1, workers 16, connections 3" in v.reasons[0]
+
+
+def test_detection_on_with_pools_sized_by_hand_passes_on_what_it_delivered() -> None:
+    # -XX:+UseContainerSupport -Dservice.connections=16: the JVM saw the quota's 1 processor
+    # and the service delivered; the oracle judges the delivery, not the processors
+    events = history(processors=1)
+    for e in events:
+        if e.get("what") == "pools":
+            e.fields.update(workers=64, connections=16)
+    v = check(events, P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["available_processors"] == 1 and v.figures["connections"] == 16
+
+
+# -- the load sized from the runner ---------------------------------------------------------
+
+SIZED = Params(**{**P.__dict__, "rate": 0.0, "load": 0.7, "downstream_ms": 150.0})
+
+
+def test_sized_rate_sits_between_the_quota_pools_and_the_runner_pools() -> None:
+    quota_pools = 3 / 0.15  # 1 CPU detected: 3 connections of 150 ms
+    for cpus in (2, 4, 16):
+        runner_pools = (2 * cpus + 1) / 0.15
+        rate = sized_rate(cpus, 0.7, 150.0)
+        assert quota_pools * 1.15 < rate <= 0.7 * runner_pools + 0.05
+    assert sized_rate(2, 0.7, 150.0) == 23.3 and sized_rate(16, 0.7, 150.0) == 154.0
+
+
+def test_the_sized_load_is_asked_from_the_runners_recorded_cpus() -> None:
+    rate = sized_rate(2, 0.7, 150.0)
+    v = check(history(n=233, rate=rate, processors=2), SIZED)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["asked_rps"] == 23.3 and v.figures["offered_rps"] == 23.3
+
+
+def test_a_load_sized_for_a_smaller_runner_is_not_the_load_asked() -> None:
+    # 100 requests at 10/s recorded, but the runner's 4 CPUs ask 42/s: not offered as asked
+    v = check(history(n=100, runner=4, processors=4), SIZED)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert "only 100 of the 420 requests asked were offered" in v.reasons[0]
