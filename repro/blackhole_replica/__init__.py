@@ -12,5 +12,5 @@ SPEC = IncidentSpec(
             "freezer cgroup of the runner, not machines" for b in ("docker", "qemu", "ec2", "ssh")},
     headline=(Figure("p99_ms", "ms"), Figure("success"), Figure("max_in_flight"),
               Figure("recovery_s", "s")),
-    panels=("reachability", "latency", "in_flight"),
+    panels=("reachability", "latency", "in_flight", "served"),
 )

@@ -14,15 +14,30 @@ after the thaw (the recovery, per second of due time).
                 max_p99_ms, or the fraction answered 200 < min_success; requests in flight
                 at once > max_in_flight (a pile-up); /health unanswered for longer than
                 max_health_gap_s; after the thaw: not back in the pre-fault band
-                (success and p99 per second) within max_recovery_s, staying hold_s
+                (success and p99 per second) within max_recovery_s, staying hold_s; the
+                thawed node not serving the caller's reads again within max_back_s, by
+                its own counters (below)
   inconclusive  the fault never started or missed (the freezer's own shortfall); seen
                 from outside, the frozen node still answered queries in the window, or
                 (freeze) no TCP connect to it succeeded (then it was not "accepting"), or
                 (drop) one did; the other replica answered nothing either; the frozen node
                 never answered again after the thaw; the load ran at under half its rate
                 in the window; the harness itself was frozen across over 20 % of the
-                window's requests; too little baseline to have a steady state
+                window's requests; too little baseline to have a steady state; the
+                node's own counters: not read before the fault or after the thaw, too
+                little observation after the thaw to judge, or it served none of the
+                caller's reads before the fault (a freeze of it tests nothing)
   pass          otherwise
+
+Serving again, on the replica's word: its own count of scans of repro_jobs (served.py:
+`series` events, panel "served", `reads` cumulative), read from the replica. Before the
+fault it served the caller at `base` reads a second. After the thaw it serves again from
+the first sample t at which the count rose and each of the next two windows of hold_s / 2
+holds at least
+min_share x base x (hold_s / 2) more reads; served_back_s = t - thaw. Two windows, not
+one: reads queued in the frozen server run at the thaw for a caller that gave up on them
+(a burst inside a second) fill one window at most; a caller that took the replica back
+fills both. Not serving again by max_back_s (or never, by the end) is a failure.
 
 Failure outranks inconclusive (`Verdict.judge`). Freezes of the harness (gaps in its own
 `tick`s of 0.5 s or more) are taken out of every latency, never counted for or against
@@ -31,6 +46,7 @@ the caller (rules.freezes / observed_s).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -73,6 +89,8 @@ class Params:
     freeze_s: float = 0.5
     max_frozen_fraction: float = 0.2
     min_baseline_buckets: int = 3
+    max_back_s: float = 3.0       # the thawed node serves the caller's reads again by then
+    min_share: float = 0.25       # ... at this fraction of its pre-fault rate, or more
 
 
 @dataclass(frozen=True)
@@ -124,7 +142,7 @@ def check(events: list[Event], p: Params) -> Verdict:
                                   shortfall=f"the {p.fault} of {p.node} did not take")
     found.inconclusive += shortfall.inconclusive
     for rule in (during_rule, baseline_rule, in_flight_rule, health_rule, recovery_rule,
-                 took_effect_rule, workload_rule, freeze_rule):
+                 served_again_rule, took_effect_rule, workload_rule, freeze_rule):
         rule(run, found)
     return found.verdict()
 
@@ -314,3 +332,99 @@ def freeze_rule(run: Run, found: Findings) -> None:
         found.inconclusive.append(f"the harness itself was frozen ({len(run.frozen)} times, "
                                   f"longest {_ms(longest)} ms) across {len(across)} of "
                                   f"{len(ops)} requests during the fault")
+
+
+# -- the replica's own word: serving the caller again after the thaw --------------------------
+
+def served(run: Run) -> list[tuple[float, int]]:
+    """(t, cumulative reads of repro_jobs) the frozen node reported about itself."""
+    return [(e.t, int(e.get("reads"))) for e in run.events
+            if e.kind == "series" and e.get("panel") == "served" and e.host == run.p.node
+            and e.get("reads") is not None]
+
+
+def _count_at(samples: Sequence[tuple[float, int]], t: float) -> int | None:
+    """The count of the last sample at or before `t` (None before the first)."""
+    last = None
+    for ts, n in samples:
+        if ts > t:
+            break
+        last = n
+    return last
+
+
+def base_rate(samples: Sequence[tuple[float, int]], s0: float) -> tuple[float, float]:
+    """Reads a second the node served before the fault, and over how many seconds."""
+    before = [(t, n) for t, n in samples if t <= s0]
+    if len(before) < 2:
+        return 0.0, 0.0
+    span = before[-1][0] - before[0][0]
+    return ((before[-1][1] - before[0][1]) / span if span > 0 else 0.0), span
+
+
+def served_back_t(samples: Sequence[tuple[float, int]], s1: float, window_s: float,
+                  need: float) -> float | None:
+    """The first sample after `s1` at which the count rose and from which each of the next
+    two `window_s` windows holds at least `need` more reads (by the samples: a count is
+    known only when read)."""
+    for (_, prev), (t, n) in itertools.pairwise(samples):
+        if t < s1 or n <= prev:
+            continue
+        if samples[-1][0] < t + 2 * window_s:
+            return None
+        mid, end = _count_at(samples, t + window_s), _count_at(samples, t + 2 * window_s)
+        if mid is not None and end is not None and mid - n >= need and end - mid >= need:
+            return t
+    return None
+
+
+def _answered_after(run: Run) -> bool:
+    """The node probe's query leg got an answer from the node after the thaw."""
+    return any(e.kind == "probe" and e.host == run.p.node and e.get("leg") == "query"
+               and e.t > run.s1 and e.get("ok") for e in run.events)
+
+
+def served_again_rule(run: Run, found: Findings) -> None:
+    """The thawed node must serve the caller's reads again, by its own counters."""
+    p, samples = run.p, served(run)
+    rate, span = base_rate(samples, run.s0)
+    window = p.hold_s / 2
+    need = p.min_share * rate * window
+    after = [(t, n) for t, n in samples if t >= run.s1]
+    at_thaw, a_second_on = _count_at(samples, run.s1 - 1e-9), _count_at(samples, run.s1 + 1.0)
+    found.figures.update(
+        node_base_reads_per_s=round(rate, 1),
+        node_reads_after_thaw=(after[-1][1] - after[0][1]) if after else None,
+        node_reads_first_s=(a_second_on - at_thaw
+                            if at_thaw is not None and a_second_on is not None else None),
+        served_back_s=None)
+    if span < 2 * window:
+        found.inconclusive.append(f"{p.node}'s own counters were read for {span:.1f} s before "
+                                  "the fault: no rate of reads to return to")
+        return
+    if rate * window < 1:
+        found.inconclusive.append(f"{p.node} served none of the caller's reads before the "
+                                  f"fault ({rate:.2f} a second by its own counters): its "
+                                  f"{p.fault} tested nothing")
+        return
+    if not _answered_after(run):
+        return  # took_effect_rule: it never answered again (inconclusive), nothing to judge
+    if not after:
+        found.inconclusive.append(f"{p.node}'s own counters could not be read after the thaw")
+        return
+    if run.end - run.s1 < p.max_back_s + 2 * window:
+        found.inconclusive.append(f"observation ended {run.end - run.s1:.1f} s after the thaw: "
+                                  f"too soon to see {p.node} serving again (needs "
+                                  f"{p.max_back_s + 2 * window:g} s)")
+        return
+    back = served_back_t(samples, run.s1, window, need)
+    found.figures["served_back_s"] = None if back is None else round(back - run.s1, 2)
+    if back is not None and back - run.s1 <= p.max_back_s:
+        return
+    got = after[-1][1] - after[0][1]
+    found.failures.append(
+        f"{p.node} did not serve the caller's reads again within {p.max_back_s:g} s of the "
+        f"thaw, by its own counters: {got} reads in the {after[-1][0] - run.s1:.1f} s after "
+        f"it (at least {need:.0f} in each of two {window:g} s windows expected: "
+        f"{p.min_share:.0%} of the {rate:.1f} a second it served before the fault)"
+        + ("" if back is None else f"; it did from {back - run.s1:.2f} s"))

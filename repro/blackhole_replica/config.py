@@ -31,6 +31,8 @@ class BlackholeReplicaConfig:
     max_health_gap_s: float = 2.0   # verdict: /health unanswered for longer than this
     max_recovery_s: float = 3.0     # verdict: back to the pre-fault band after the thaw
     hold_s: float = 3.0             # ... and staying there this long
+    max_back_s: float = 3.0         # verdict: the thawed replica serves the caller's reads
+                                    # again by then (its own counters: check.py)
     request_timeout_s: float = 5.0  # the load's own patience with one request
     baseline_s: float = 5.0         # load before the fault
     after_s: float = 7.0            # load after the thaw
@@ -68,6 +70,8 @@ class BlackholeReplicaConfig:
             raise ValueError("max_recovery_s and max_in_flight must not be negative")
         if self.rows < 1:
             raise ValueError("rows must be at least 1")
-        if self.after_s < self.max_recovery_s + self.hold_s:
+        if self.after_s < max(self.max_recovery_s, self.max_back_s) + self.hold_s:
             raise ValueError("after_s must leave time to recover and hold "
-                             "(at least max_recovery_s + hold_s)")
+                             "(at least max_recovery_s + hold_s and max_back_s + hold_s)")
+        if self.max_back_s < 0:
+            raise ValueError("max_back_s must not be negative")

@@ -6,7 +6,8 @@ Steps:
    rows, waited for on both replicas;
 2. the caller (the configuration under test) started with PRIMARY_URL, REPLICA_URLS and
    PORT, ready once /health answers 200 and a read returns its row;
-3. the node probe (TCP connect + query to every replica, from outside) and the open-loop
+3. the node probe (TCP connect + query to every replica, from outside), each replica's
+   own count of the caller's reads (served.py: its statistics counters) and the open-loop
    load (requests at `rate`, /health every 0.25 s) run throughout: `baseline_s`, then
    replica1 frozen (`fault = "freeze"`: faults.pause.FreezeProcesses, its postmaster and
    every child in the run's freezer cgroup) or its traffic dropped (`"drop"`:
@@ -30,6 +31,7 @@ from typing import Any
 
 from repro.blackhole_replica import check
 from repro.blackhole_replica.config import BlackholeReplicaConfig
+from repro.blackhole_replica.served import ServedReads
 from repro.harness import procs
 from repro.harness.checks import Outcome, run_checker
 from repro.harness.envelope import Envelope, envelope, slug
@@ -59,7 +61,7 @@ def params(cfg: BlackholeReplicaConfig) -> check.Params:
         max_p99_ms=cfg.max_p99_ms, min_success=cfg.min_success, max_in_flight=cfg.in_flight_limit,
         rate=cfg.rate, fault="pause" if cfg.fault == "freeze" else "drop", node=FROZEN,
         kernel_acks=cfg.fault == "freeze", max_health_gap_s=cfg.max_health_gap_s,
-        max_recovery_s=cfg.max_recovery_s, hold_s=cfg.hold_s)
+        max_recovery_s=cfg.max_recovery_s, hold_s=cfg.hold_s, max_back_s=cfg.max_back_s)
 
 
 def run(run_ctx: Run, cfg: BlackholeReplicaConfig, label: str,
@@ -164,10 +166,12 @@ def fault_for(run_ctx: Run, cfg: BlackholeReplicaConfig, cluster: PgCluster,
 def observe(run_ctx: Run, cfg: BlackholeReplicaConfig, cluster: PgCluster, history: History,
             started: Caller) -> None:
     probe = NodeProbe(history, cluster.replicas)
+    served = ServedReads(history, cluster.replicas)
     load = OpenLoop(history, started.port, cfg.rate, path=lambda i: f"/jobs/{i % cfg.rows + 1}",
                     expect=lambda i: payload(i % cfg.rows + 1), timeout_s=cfg.request_timeout_s)
     watch = Watch(started, history)
     probe.start()
+    served.start()
     load.start()
     try:
         watch.over(cfg.baseline_s)
@@ -176,6 +180,7 @@ def observe(run_ctx: Run, cfg: BlackholeReplicaConfig, cluster: PgCluster, histo
         watch.over(cfg.after_s)
     finally:
         load.stop()
+        served.stop()
         probe.stop()
         watch.exited()
 

@@ -21,6 +21,40 @@ def ev(t: float, kind: str, host: str = "", **fields: Any) -> Event:
 Latency = Callable[[float], tuple[float, bool]]  # due time -> (latency, ok)
 
 
+Served = Callable[[float], float | None]  # t -> replica1's reads a second (None: not read)
+
+
+def taken_back(per_s: float, at: float = S1 + 0.5) -> Served:
+    """replica1 serving the caller `per_s` reads a second, unread while frozen, serving
+    again from `at`."""
+    return lambda t: None if S0 < t < S1 else (0.0 if S1 <= t < at else per_s)
+
+
+def never_back(per_s: float, burst: int = 0) -> Served:
+    """A caller that drops the frozen replica and never takes it back: only `burst` reads
+    (queued in the frozen server) run at the thaw, then none."""
+    def rate(t: float) -> float | None:
+        if S0 < t < S1:
+            return None
+        if t <= S0:
+            return per_s
+        return burst / 0.25 if S1 <= t < S1 + 0.25 else 0.0
+    return rate
+
+
+def counters(served: Served, every: float = 0.25) -> list[Event]:
+    """replica1's own count of reads, sampled every `every` s (replica2 serves the rest)."""
+    out, total, t = [], 1000.0, 0.5
+    while t < END:
+        r = served(t)
+        if r is not None:
+            total += r * every
+            out.append(ev(t, "series", "replica1", panel="served", name="reads",
+                          value=int(total), reads=int(total)))
+        t = round(t + every, 3)
+    return out
+
+
 def healthy(t: float) -> tuple[float, bool]:
     return 0.01, True
 
@@ -36,7 +70,8 @@ def backed_up(t: float) -> tuple[float, bool]:
 def history(latency: Latency = healthy, *, health_down: tuple[float, float] | None = None,
             node_answers: bool = False, tcp_ok: bool = True, fault: bool = True,
             shortfall: str = "", ready: bool = True, ticks_gap: tuple[float, float] | None = None,
-            rate: float = 20.0, node_back: bool = True) -> list[Event]:
+            rate: float = 20.0, node_back: bool = True, served: Served | None = None
+            ) -> list[Event]:
     events = [ev(0.0, "caller", "caller", phase="ready", ok=ready,
                  error="" if ready else "not ready within 20 s")]
     if fault:
@@ -60,6 +95,7 @@ def history(latency: Latency = healthy, *, health_down: tuple[float, float] | No
             events.append(ev(t, "probe", node, leg="tcp", ok=tcp_ok or not frozen))
             events.append(ev(t + 0.01, "probe", node, leg="query", ok=answers))
         t += 0.5
+    events += counters(served or taken_back(rate / 2))
     t = 0.0
     while t < END:
         if not (ticks_gap and ticks_gap[0] < t < ticks_gap[1]):
@@ -185,3 +221,60 @@ def test_in_flight_counts_overlapping_requests() -> None:
     ops = [ev(0.0, "op", latency_s=2.0), ev(0.5, "op", latency_s=0.1),
            ev(1.0, "op", latency_s=1.0), ev(3.0, "op", latency_s=0.1)]
     assert in_flight(ops) == (2, 0.5)
+
+
+# -- serving again, on the replica's own counters ---------------------------------------------
+
+def test_the_thawed_replica_serving_again_is_measured_on_its_counters() -> None:
+    v = check(history(served=taken_back(12.0, at=S1 + 0.75)), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["served_back_s"] == 0.75 and v.figures["node_base_reads_per_s"] == 12.0
+
+
+def test_a_caller_that_never_takes_the_replica_back_fails() -> None:
+    """fixtures/blackhole_replica/broken_never_back.py: fails over, never probes back."""
+    v = check(history(served=never_back(12.0)), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons == ("replica1 did not serve the caller's reads again within 3 s of the "
+                         "thaw, by its own counters: 0 reads in the 7.8 s after it (at least "
+                         "4 in each of two 1.5 s windows expected: 25% of the 12.0 a second it "
+                         "served before the fault)",)
+    assert v.figures["served_back_s"] is None
+
+
+def test_reads_queued_in_the_frozen_replica_run_at_the_thaw_do_not_count_as_back() -> None:
+    v = check(history(served=never_back(12.0, burst=16)), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons[0].startswith("replica1 did not serve the caller's reads again")
+    assert v.figures["node_reads_first_s"] == 16
+
+
+def test_taken_back_too_late_fails_saying_when() -> None:
+    v = check(history(served=taken_back(12.0, at=S1 + 4.5)), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons[0].endswith("; it did from 4.50 s")
+
+
+def test_a_trickle_after_the_thaw_is_not_serving_again() -> None:
+    v = check(history(served=lambda t: None if S0 < t < S1 else (12.0 if t < S0 else 1.0)), P)
+    assert v.outcome is Outcome.FAIL
+    assert v.reasons[0].startswith("replica1 did not serve the caller's reads again")
+
+
+def test_a_caller_that_never_read_the_frozen_replica_is_inconclusive() -> None:
+    v = check(history(served=lambda t: None if S0 < t < S1 else 0.0), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert v.reasons == ("replica1 served none of the caller's reads before the fault (0.00 a "
+                         "second by its own counters): its pause tested nothing",)
+
+
+def test_counters_never_read_after_the_thaw_are_inconclusive() -> None:
+    v = check(history(served=lambda t: None if t > S0 else 12.0), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert v.reasons == ("replica1's own counters could not be read after the thaw",)
+
+
+def test_a_replica_that_never_answered_again_is_not_judged_on_serving() -> None:
+    v = check(history(node_back=False, served=never_back(12.0)), P)
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert v.reasons == ("replica1 never answered again after the fault healed",)
