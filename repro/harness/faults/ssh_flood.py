@@ -17,6 +17,14 @@ run on the client host in its own process group. The flood has two phases:
    in the incident. (A polling wait would cost a single-CPU TCG guest the very
    CPU its ssh logins need.)
 
+*Lighter streams* (`rate_mbit`, 0 = as fast as the hosts go): each stream's TCP flow
+is paced on the client by `fq maxrate` (a root qdisc on the interface towards the
+target, removed at heal). The scenario asks for it where the hosts' CPUs, not the
+network, would set the pace: a 1-vCPU TCG guest receiving 20 unpaced streams
+spends its CPU on them, and an observer's ssh session on it then measures the
+flood rather than the host. A cap that cannot be set is an error, never an unpaced
+flood.
+
 Per-stream bytes are the `wchar` of each stream's local `cat` (bytes pushed
 into the ssh pipe), sampled into the history. Fewer streams up than asked is
 a shortfall; the checker decides whether the target's own collapse explains it.
@@ -95,6 +103,10 @@ done"""
 # Open the FIFO for writing (every blocked reader gets through), hold it a moment for a
 # straggler, close it: the readers see EOF and exec cat. Bounded if no reader is waiting.
 _GO = "timeout 5 sh -c 'exec 3> {d}/go; sleep 1'; touch {d}/released"
+# The client's interface towards the target, for the pacing qdisc.
+_DEV = "ip -o route get {addr} | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'"
+_PACE = "dev=$(" + _DEV + ") && [ -n \"$dev\" ] && tc qdisc replace dev $dev root fq maxrate {rate}"
+_UNPACE = "dev=$(" + _DEV + ") && tc qdisc del dev $dev root 2>/dev/null; true"
 
 
 @dataclass
@@ -103,6 +115,7 @@ class SshFlood:
     target: Host
     streams: int
     history: History
+    rate_mbit: float = 0.0  # each stream's pace (fq maxrate on the client); 0: unpaced
     name: str = "ssh_flood"
     started_at: float | None = field(default=None, init=False)
     up: set[int] = field(default_factory=set, init=False)
@@ -176,9 +189,17 @@ class SshFlood:
             # condition poll cadence; on a slow guest each poll costs the CPU the logins need
             time.sleep(max(0.1, time.monotonic() - t0))
 
+    def _pace(self) -> None:
+        """Cap each stream's flow at `rate_mbit` (raises HostCommandError if tc cannot)."""
+        kbit = round(self.rate_mbit * 1000)
+        self.client.run(_PACE.format(addr=self.target.address, rate=f"{kbit}kbit"),
+                        timeout=CONTROL_TIMEOUT_S)
+
     def inject(self) -> Applied:
         d = self.flood_dir
         self.client.run(f"rm -rf {d}; mkdir -p {d} && mkfifo {d}/go", timeout=CONTROL_TIMEOUT_S)
+        if self.rate_mbit:
+            self._pace()
         self.client.put(STREAM_SH.encode(), f"{d}/stream.sh", 0o755)
         self.login_timeout_s = self._login_wait()
         self._log_in(list(range(1, self.streams + 1)))
@@ -188,7 +209,8 @@ class SshFlood:
         self.started_at = self.history.now()
         self.client.run(_GO.replace("{d}", d), timeout=CONTROL_TIMEOUT_S)
         applied = Applied(self.name, self.target.name,
-                          {"streams": self.streams, "client": self.client.name},
+                          {"streams": self.streams, "client": self.client.name,
+                           "stream_rate_mbit": self.rate_mbit or None},
                           {"streams_up": len(self.up)}, began_t=self.started_at)
         if len(self.up) < self.streams:
             applied.shortfall = (f"only {len(self.up)}/{self.streams} ssh streams logged in "
@@ -211,3 +233,6 @@ class SshFlood:
         self.client.run(
             f"for f in {d}/*.pgid; do [ -e \"$f\" ] && kill -KILL -$(cat $f) 2>/dev/null;"
             f" done; {backstop}rm -rf {d}; true", timeout=CONTROL_TIMEOUT_S, check=False)
+        if self.rate_mbit:
+            self.client.run(_UNPACE.format(addr=self.target.address),
+                            timeout=CONTROL_TIMEOUT_S, check=False)
