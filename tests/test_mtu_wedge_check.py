@@ -147,22 +147,105 @@ def test_a_target_gone_from_the_network_excuses_every_shortfall_of_the_flood():
     assert len(v.reasons) == 1 and "dropped off the network" in v.reasons[0]
 
 
-def test_sessions_frozen_only_while_the_flood_ran_are_a_loaded_sshd_not_a_wedge():
-    # measured on a TCG guest under load: the heartbeat's session (it shares sshd with the
-    # flood) froze 14 s during a 17 s flood and answered again as the flood stopped
+def test_sessions_frozen_during_the_flood_fail_even_when_they_answer_as_it_stops():
+    # once excused as "the heartbeat measured the flood" (a TCG guest under 20 unpaced
+    # streams); the flood is now paced there, so a session frozen past the limit while TCP
+    # answers is the host's, on every backend (it was the pass of a 12 s sshd freeze)
     flood_events = flood(start=1.0, stop=18.0)
     v = check(with_ssh_down(heartbeat(T, 0, 26), (4.0, 18.5)) + flood_events, P)
-    assert v.outcome is Outcome.PASS, v.reasons
-    assert v.figures["longest_ssh_freeze_s"] > 10
+    assert v.outcome is Outcome.FAIL, v.reasons
+    assert "ssh sessions froze for 14.75 s" in v.reasons[0] and "until +17.51 s" in v.reasons[0]
+
+
+def test_sessions_frozen_before_the_flood_began_fail():
+    # the freeze at the logins: it ended before the go, while no stream was moving yet
+    v = check(with_ssh_down(heartbeat(T, 0, 30), (1.0, 13.5)) + flood(start=14.0, stop=22.0), P)
+    assert v.outcome is Outcome.FAIL, v.reasons
+    assert "ssh sessions froze for 12.75 s" in v.reasons[0]
+    assert "from -13.24 s after the flood began" in v.reasons[0]
 
 
 def test_sessions_still_frozen_after_the_flood_stopped_fail():
     v = check(with_ssh_down(heartbeat(T, 0, 26), (4.0, 24.0)) + flood(stop=12.0), P)
     assert v.outcome is Outcome.FAIL
-    assert "ssh sessions froze" in v.reasons[0] and "after the flood stopped" in v.reasons[0]
+    assert "ssh sessions froze" in v.reasons[0] and "until +" in v.reasons[0]
 
 
-def test_a_freeze_open_when_observation_ended_too_soon_is_inconclusive():
+def test_a_freeze_still_open_when_observation_ended_is_a_failure():
+    # an observed freeze over the limit is a failure, however soon after the flood it was seen
     v = check(with_ssh_down(heartbeat(T, 0, 14), (2.0, 99)) + flood(stop=12.0), P)
+    assert v.outcome is Outcome.FAIL, v.reasons
+    assert "had not answered again when observation ended" in v.reasons[0]
+
+
+def flowing(start: float = 1.0, stop: float = 9.0, streams: int = 3, every: float = 0.5,
+            stalled: tuple[float, float] | None = None, which: tuple[int, ...] = (1, 2, 3),
+            rate: int = 10_000_000) -> list:
+    """A flood whose streams are sampled every `every` s, each moving `rate` B/s, except the
+    streams `which` inside `stalled` (their counters stand still)."""
+    events = [ev(start, "fault.start", T, fault="ssh_flood", measured={"streams_up": streams})]
+    t = start + 0.1
+    moved = dict.fromkeys(range(1, streams + 1), 0)
+    while t < stop:
+        for i in moved:
+            if t > start + 0.1 and not (stalled and i in which and stalled[0] <= t < stalled[1]):
+                moved[i] += round(rate * every)
+            events.append(ev(round(t, 3), "stream", T, stream=i, up=True, alive=True,
+                             bytes=moved[i], bytes_at_go=0))
+        t += every
+    events.append(ev(stop, "fault.stop", T, fault="ssh_flood"))
+    return events
+
+
+def test_streams_that_keep_moving_pass_and_their_longest_stall_is_a_figure():
+    v = check(heartbeat(T, 0, 16) + flowing(), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["longest_stream_stall_s"] == 0.0
+
+
+def test_streams_without_progress_past_the_limit_while_tcp_answers_fail():
+    # the flood's own view of a frozen sshd: the heartbeat saw nothing over its limit
+    v = check(with_ssh_down(heartbeat(T, 0, 16), (3.0, 9.0)) + flowing(stalled=(3.0, 9.0)), P)
+    assert v.outcome is Outcome.FAIL, v.reasons
+    (reason,) = v.reasons
+    assert "all 3 of its ssh streams moved no data for 6.00 s (limit 4 s)" in reason
+    assert "the first from +1.60 s after the flood began" in reason
+
+
+def test_one_stream_stalled_past_the_limit_fails():
+    v = check(heartbeat(T, 0, 16) + flowing(stalled=(2.0, 7.5), which=(2,)), P)
+    assert v.outcome is Outcome.FAIL, v.reasons
+    assert "1 of its ssh streams [2] moved no data for 5.50 s" in v.reasons[0]
+
+
+def test_a_stall_within_the_limit_passes():
+    v = check(heartbeat(T, 0, 16) + flowing(stalled=(3.0, 6.0)), P)
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["longest_stream_stall_s"] == 3.0
+
+
+def test_streams_stalled_inside_a_network_gap_are_that_gap():
+    v = check(heartbeat(T, 0, 16, down=(3.0, 99)) + flowing(stalled=(3.0, 99)), P)
+    assert v.outcome is Outcome.FAIL
+    (reason,) = v.reasons
+    assert "dropped off the network" in reason
+
+
+def test_a_dead_stream_is_not_a_stall():
+    events = flowing()
+    events = [e for e in events if not (e.kind == "stream" and e.get("stream") == 3 and e.t > 4)]
+    events += [ev(t, "stream", T, stream=3, up=True, alive=False, bytes=35_000_000,
+                  bytes_at_go=0) for t in (4.5, 6.0, 8.5)]
+    v = check(heartbeat(T, 0, 16) + events, P)
+    assert v.outcome is Outcome.PASS, v.reasons
+
+
+def test_a_stream_never_released_is_the_flood_not_taking_effect_not_a_stall():
+    # seen on a loaded TCG guest: streams that logged in only after the go never moved (their
+    # counter stayed at the 4 bytes of their pid file)
+    events = [e for e in flowing() if not (e.kind == "stream" and e.get("stream") == 3)]
+    events += [ev(t, "stream", T, stream=3, up=True, alive=True, bytes=4, bytes_at_go=0)
+               for t in (2.0, 5.0, 8.5)]
+    v = check(heartbeat(T, 0, 16) + events, P)
     assert v.outcome is Outcome.INCONCLUSIVE, v.reasons
-    assert any("too soon" in r for r in v.reasons)
+    assert v.reasons == ("streams [3] moved less than 1 MiB: the flood did not take effect",)

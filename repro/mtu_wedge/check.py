@@ -1,24 +1,32 @@
 """The mtu_wedge oracle: a pure function of the history.
 
 Pass when, for the target: the longest network gap (TCP connects to port 22
-failing) is at most `max_gap_s`, ssh sessions never froze for longer than
-SESSION_FREEZE_FACTOR x `max_gap_s` while the network answered *and stayed
-frozen past the flood* (the heartbeat's ssh leg shares sshd with the flood, so
-during the flood it measures the flood: a loaded sshd is slow, not gone; once
-the flood is healed, sessions still frozen RECOVERY_S later are a host that is
-gone; a freeze still open when observation ended too soon to tell is
-inconclusive), its boot id never changed, every stream moved data
-after the go signal, and the flood lasted `duration_s`. When the observer
-itself was starved for longer than `max_gap_s` (no sample at all), a gap that
-long could have gone unseen: inconclusive; so is an ssh leg silent for longer
-than the freeze limit. Inconclusive when the flood did not reach its
-target (fewer streams than asked) *and* the target stayed reachable, i.e.
-nothing but the harness explains the shortfall; a flood cut short by the
-target vanishing is the incident, not a harness failure.
+failing) is at most `max_gap_s`; ssh sessions never froze for longer than
+SESSION_FREEZE_FACTOR x `max_gap_s` while the network answered, whenever that
+was (before, during or after the flood); no stream of the flood went
+STALL_FACTOR x `max_gap_s` without moving a byte while the network answered
+(each stream's counter is sampled: two samples with the same count prove the
+stream made no progress in between; the fixed host's streams move between every
+two samples); its boot id never changed; every stream moved data after the go
+signal; and the flood lasted `duration_s`.
+
+Both observers measure the host, not the flood, because the flood is scaled to
+the backend (the scenario paces each stream on a TCG guest, whose CPU 20 unpaced
+streams would take): a fixed host's sessions answer within the heartbeat's
+timeout throughout, and a frozen one fails whether it froze at the logins or once
+data flowed. A freeze or a stall inside a network gap over the limit is that gap.
+
+Inconclusive when the observer itself was starved for longer than `max_gap_s`
+(no sample at all: a gap that long could have gone unseen), when the ssh leg was
+silent for longer than the freeze limit, or when the flood did not reach its
+target (fewer streams than asked, a stream that moved under 1 MiB, a flood cut
+short) *and* the target stayed reachable, i.e. nothing but the harness explains
+the shortfall; a flood cut short by the target vanishing is the incident, not a
+harness failure. An observed failure is a failure, with those reasons beside it.
 
 Composed (repro.harness.rules) of the figures, then the failure rules in the order of their
-reasons: network gaps, session freezes, reboots; then the rule that says why the run
-proves nothing (observer starved, streams short or idle, flood cut short), which the
+reasons: network gaps, session freezes, stream stalls, reboots; then the rule that says why
+the run proves nothing (observer starved, streams short or idle, flood cut short), which the
 target vanishing from the network excuses.
 """
 
@@ -32,6 +40,7 @@ from repro.harness.probes.heartbeat import leg
 from repro.harness.rules import (
     Findings,
     compose,
+    fail,
     fault_events,
     fault_took_effect,
     gaps_over,
@@ -44,10 +53,13 @@ from repro.harness.rules import (
 
 MIN_MOVED_BYTES = 1 << 20  # a stream that moved less than 1 MiB never carried bulk data
 SESSION_FREEZE_FACTOR = 5
-# After the flood is healed, sessions must answer again within this. Measured: a TCG guest
-# under 20 bulk streams on a loaded runner froze the heartbeat's session for 14 s, answering
-# again within a second of the flood's end.
-RECOVERY_S = 5.0
+# A stream without progress for STALL_FACTOR x max_gap_s hangs. The fixed host's streams
+# moved between every two samples (0.5 s apart) on Docker and on paced TCG guests.
+STALL_FACTOR = 2
+# A stream is released once it moved more than a pipe's worth (its counter starts with the
+# few bytes of its own pid file): seen on a loaded TCG guest, streams that logged in only
+# after the go were never released and stayed at 4 bytes.
+RELEASED_BYTES = 1 << 16
 FAULT = "ssh_flood"
 
 
@@ -57,6 +69,20 @@ class Params:
     streams: int
     duration_s: float
     max_gap_s: float
+
+
+@dataclass(frozen=True)
+class Stall:
+    """A stretch in which one stream's byte counter did not move: from the first sample that
+    showed a count to the last sample that still showed it (a lower bound of the stall)."""
+
+    stream: int
+    start: float
+    end: float
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
 
 
 @dataclass(frozen=True)
@@ -73,6 +99,7 @@ class Observed:
     freezes: list[Gap]  # of the sessions leg
     streams_up: int
     moved: dict[int, int]  # bytes each stream moved after the go signal
+    stalls: list[Stall]  # of every stream, while it was up and alive
     vanished: bool  # the target dropped off the network for longer than the limit
 
     def since(self, t: float) -> str:
@@ -89,7 +116,7 @@ def check(events: list[Event], p: Params) -> Verdict:
         return compose(started)
     o = observe(events, probes, p)
     return compose(_figures(o, p), _network_gaps(o, p), _session_freezes(o, p),
-                   _reboots(o), _not_in_effect(o, p))
+                   _stream_stalls(o, p), _reboots(o), _not_in_effect(o, p))
 
 
 def observe(events: list[Event], probes: list[Event], p: Params) -> Observed:
@@ -102,7 +129,7 @@ def observe(events: list[Event], probes: list[Event], p: Params) -> Observed:
     return Observed(probes, network, sessions, start.t, ended, end, gaps,
                     liveness_gaps(sessions, end=end),
                     int(start.get("measured", {}).get("streams_up", 0)),
-                    _moved_per_stream(events, p.target),
+                    _moved_per_stream(events, p.target), stream_stalls(events, p.target),
                     any(g.length > p.max_gap_s for g in gaps))
 
 
@@ -116,6 +143,7 @@ def _figures(o: Observed, p: Params) -> Findings:
         "mb_moved": round(sum(o.moved.values()) / 1e6, 1),
         "flood_s": _flood_s(o),
         "longest_ssh_freeze_s": round(max((g.length for g in o.freezes), default=0.0), 3),
+        "longest_stream_stall_s": round(max((s.length for s in o.stalls), default=0.0), 3),
         "observer_silence_s": round(longest_silence(o.network), 3),
         "probes": len(o.probes),
         "tcp_failures": sum(1 for e in o.network if not e.get("ok")),
@@ -136,30 +164,42 @@ def _network_gaps(o: Observed, p: Params) -> Findings:
     return gaps_over(o.network, p.max_gap_s, end=o.end, say=say)
 
 
+def _explained(o: Observed, p: Params) -> list[Gap]:
+    """The network gaps over the limit: a freeze or a stall inside one is that gap."""
+    return [g for g in o.gaps if g.length > p.max_gap_s]
+
+
 def _session_freezes(o: Observed, p: Params) -> Findings:
-    """ssh sessions frozen for SESSION_FREEZE_FACTOR x `max_gap_s` while TCP answered, and
-    still frozen RECOVERY_S after the flood stopped (a freeze inside a network gap is that
-    gap); one still open when observation ended sooner than that cannot be told apart."""
+    """ssh sessions frozen for SESSION_FREEZE_FACTOR x `max_gap_s` while TCP answered: at the
+    logins, during the flood or after it (a freeze inside a network gap is that gap)."""
     limit = SESSION_FREEZE_FACTOR * p.max_gap_s
-    recovered_by = o.ended + RECOVERY_S
 
     def say(g: Gap) -> str:
         after = ("and had not answered again when observation ended" if g.ongoing else
-                 f"answering again only {g.end - o.ended:.1f} s after the flood stopped")
+                 f"until {o.since(g.end)}")
         return (f"{g.host} answered TCP but its ssh sessions froze for {g.length:.2f} s "
-                f"(limit {limit:.0f} s), from {o.since(g.start)}, {after}")
-    explained = [g for g in o.gaps if g.length > p.max_gap_s]
-    found = stalls_over([g for g in o.freezes if g.end > recovered_by], limit,
-                        explained=explained, say=say)
-    too_soon = [g for g in o.freezes if g.ongoing and g.end <= recovered_by
-                and g.length > limit and not any(g.start <= x.end and x.start <= g.end
-                                                 for x in explained)]
-    if too_soon:
-        found = merge(found, inconclusive(
-            f"{p.target}'s ssh sessions were still frozen when observation ended "
-            f"{o.end - o.ended:.1f} s after the flood stopped: too soon (under {RECOVERY_S:g} "
-            "s) to tell a busy sshd from a frozen one"))
-    return found
+                f"(limit {limit:.0f} s), from {o.since(g.start)} {after}")
+    return stalls_over(o.freezes, limit, explained=_explained(o, p), say=say)
+
+
+def _stream_stalls(o: Observed, p: Params) -> Findings:
+    """The flood's own view of the host: streams that moved no byte for STALL_FACTOR x
+    `max_gap_s` while TCP answered, said in one reason (a frozen sshd stalls them all)."""
+    limit = STALL_FACTOR * p.max_gap_s
+    explained = _explained(o, p)
+    over = [s for s in o.stalls if s.length > limit
+            and not any(s.start <= g.end and g.start <= s.end for g in explained)]
+    if not over:
+        return Findings()
+    first = min(over, key=lambda s: s.start)
+    shortest, longest = (f"{x:.2f}" for x in (min(s.length for s in over),
+                                              max(s.length for s in over)))
+    span = f"{longest} s" if shortest == longest else f"{shortest}-{longest} s"
+    stalled = sorted({s.stream for s in over})
+    which = (f"all {len(stalled)} of its ssh streams" if len(stalled) == len(o.moved) > 1
+             else f"{len(stalled)} of its ssh streams {stalled}")
+    return fail(f"{p.target} answered TCP but {which} moved no data for {span} (limit "
+                f"{limit:g} s), the first from {o.since(first.start)}")
 
 
 def _reboots(o: Observed) -> Findings:
@@ -197,3 +237,29 @@ def _moved_per_stream(events: list[Event], target: str) -> dict[int, int]:
             i = int(e.get("stream"))
             moved[i] = max(moved.get(i, 0), int(e.get("bytes", 0)) - int(e.get("bytes_at_go", 0)))
     return moved
+
+
+def stream_stalls(events: list[Event], target: str) -> list[Stall]:
+    """Per stream, the stretches between the first and the last sample showing one byte
+    count, over the samples in which the stream was up and alive, from its first sample
+    RELEASED_BYTES past its count at the go (a stream never released never carried data:
+    the flood did not take effect there, which `_not_in_effect` says); zero-length ones
+    left out."""
+    counts: dict[int, list[tuple[float, int]]] = {}
+    for e in of_kind(events, "stream"):
+        if (e.host == target and e.get("up") and e.get("alive", True)
+                and int(e.get("bytes", 0)) - int(e.get("bytes_at_go", 0)) > RELEASED_BYTES):
+            counts.setdefault(int(e.get("stream")), []).append((e.t, int(e.get("bytes", 0))))
+    stalls: list[Stall] = []
+    for i, samples in counts.items():
+        samples.sort()
+        since, value = samples[0]
+        for t, b in samples[1:]:
+            if b != value:
+                since, value = t, b
+                continue
+            if stalls and stalls[-1].stream == i and stalls[-1].start == since:
+                stalls[-1] = Stall(i, since, t)
+            else:
+                stalls.append(Stall(i, since, t))
+    return stalls
