@@ -157,3 +157,37 @@ def test_a_step_that_exits_but_leaves_git_running_fails() -> None:
               left_running=[[300, "git", "git fetch"]])]
     v = judge(loss() + baseline() + evs + cancel_run())
     assert v.outcome is Outcome.FAIL and "left running: git (pid 300)" in v.reasons[0]
+
+
+def pace(least: float = 102.4) -> list[Event]:
+    return [ev(9.0, "pace", S, rate_kib_s=32.0, tree_bytes=int(least * 32768),
+               least_transfer_s=least)]
+
+
+def test_under_the_pace_a_step_that_gives_up_in_budget_passes() -> None:
+    v = judge(loss() + pace() + baseline() + budget_exit(20.1, 124) + cancel_run())
+    assert v.outcome is Outcome.PASS, v.describe()
+    assert v.figures["pace_kib_s"] == 32.0 and v.figures["least_transfer_s"] == 102.4
+
+
+def test_a_step_at_commit_sooner_than_the_pace_allows_is_inconclusive() -> None:
+    # the pace did not hold (say the server ignored the hook): the budget was not exercised
+    v = judge(loss() + pace() + baseline() + budget_exit(0.2, 0, COMMIT) + cancel_run())
+    assert v.outcome is Outcome.INCONCLUSIVE, v.describe()
+    assert "sooner than its tree" in v.reasons[0] and "did not hold" in v.reasons[0]
+    # at COMMIT after the least transfer time: a real finish, a pass
+    v = judge(loss() + pace(least=20.0) + baseline() + budget_exit(25.0, 0, COMMIT)
+              + cancel_run())
+    assert v.outcome is Outcome.PASS, v.describe()
+    # an early failure is the step's own doing, not the pace's: in budget, a pass
+    v = judge(loss() + pace() + baseline() + budget_exit(0.2, 128) + cancel_run())
+    assert v.outcome is Outcome.PASS, v.describe()
+
+
+def test_an_observed_hang_under_a_broken_pace_is_still_a_failure() -> None:
+    early = [op(10.0, "checkout", "cancel", "start"),
+             op(10.3, "checkout", "cancel", "exit", exit_code=0, elapsed_s=0.3, head=COMMIT)]
+    v = judge(loss() + pace() + baseline() + hung() + early)
+    assert v.outcome is Outcome.FAIL and "still running" in v.reasons[0]
+    assert any("the cancel run had COMMIT after 0.3 s" in r for r in v.reasons)
+    assert any("ended by itself at 0.3 s (exit 0)" in r for r in v.reasons)

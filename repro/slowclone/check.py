@@ -11,22 +11,25 @@ Events it reads (written by scenario.py):
           ended), survivors [[pid, comm, cmdline], ...] still alive at the grace limit
   fault.start / fault.measure   fault=loss: the loss asked and the counters measured
   capture                       the retransmission analysis of the build host's capture
+  pace    rate_kib_s, tree_bytes (COMMIT's blob), least_transfer_s (the soonest it can come)
 
 Several configurations may share one loss fault (side by side): only the
 directions touching `Params.host` are judged.
 
 Verdict. Inconclusive when the loss did not take effect (calibration or the
 whole window's counters more than 2 points off, or too few packets), when the
-step under loss never ran, or when the cancel was never exercised (the step
-had ended before it). Fail when the step cannot check out COMMIT even without
-loss; when under loss it still ran at twice the budget (hung: the incident),
-ended after the budget, exited 0 away from COMMIT, or exited leaving git
-processes behind; when a cancel left the
-step or any git child alive after the grace time. Pass otherwise: under loss
-the step finished at COMMIT, or gave up by itself (non-zero exit) in budget.
+step under loss never ran, when the cancel was never exercised (the step had
+ended before it), or when a run under loss had COMMIT sooner than the server's
+pace allows (`pace` event: the pace that keeps both runs transferring at the
+cancel and at the budget did not hold). Fail when the step cannot check out
+COMMIT even without loss; when under loss it still ran at twice the budget
+(hung: the incident), ended after the budget, exited 0 away from COMMIT, or
+exited leaving git processes behind; when a cancel left the step or any git
+child alive after the grace time. Pass otherwise: under loss the step finished
+at COMMIT, or gave up by itself (non-zero exit) in budget.
 
-Composed (repro.harness.rules) of, in the order of their reasons: the loss rule, the baseline, the
-step under loss, each run's cancel, and the capture's figures.
+Composed (repro.harness.rules) of, in the order of their reasons: the loss rule, the pace,
+the baseline, the step under loss, each run's cancel, and the capture's figures.
 """
 
 from __future__ import annotations
@@ -61,8 +64,9 @@ class Params:
 
 
 def check(events: list[Event], p: Params) -> Verdict:
-    return compose(loss_took_effect(events, p), baseline(events, p), under_loss(events, p),
-                   cancel_ended(events, "budget", p), cancel_run(events, p), capture(events))
+    return compose(loss_took_effect(events, p), pace_held(events, p), baseline(events, p),
+                   under_loss(events, p), cancel_ended(events, "budget", p), cancel_run(events, p),
+                   capture(events))
 
 
 def _ops(events: list[Event], name: str, run: str, phase: str) -> list[Event]:
@@ -104,6 +108,31 @@ def _loss_counted(m: Event, p: Params) -> Findings:
             found.inconclusive.append(f"loss {key}: {why}")
     found.figures = {"loss_target": p.loss, "loss_achieved": achieved,
                      "loss_mechanisms": sorted({str(d.get("mechanism")) for d in directions})}
+    return found
+
+
+def pace_held(events: list[Event], p: Params) -> Findings:
+    """No run under loss had COMMIT sooner than its tree can come at the server's pace.
+
+    The pace (a `pace` event: rate_kib_s, tree_bytes, least_transfer_s) is what makes every
+    run still transfer at the cancel and at the budget whatever the loss spares; a step at
+    COMMIT sooner than that shows the pace did not hold, and the run did not exercise what
+    it judges (inconclusive). Without a `pace` event (an unpaced run) there is nothing to
+    judge."""
+    paces = of_kind(events, "pace")
+    if not paces:
+        return Findings()
+    least = float(paces[-1].get("least_transfer_s") or 0.0)
+    found = Findings(figures={"pace_kib_s": paces[-1].get("rate_kib_s"),
+                              "least_transfer_s": least})
+    for run in ("budget", "cancel"):
+        end = _one(events, "checkout", run, "exit")
+        elapsed = float(end.get("elapsed_s") or 0.0) if end else least
+        if end and end.get("exit_code") == 0 and end.get("head") == p.commit and elapsed < least:
+            found.inconclusive.append(
+                f"the {run} run had COMMIT after {elapsed:.1f} s, sooner than its tree "
+                f"({paces[-1].get('tree_bytes')} bytes) can come at the server's pace of "
+                f"{paces[-1].get('rate_kib_s')} KiB/s ({least:.0f} s): the pace did not hold")
     return found
 
 
@@ -180,7 +209,8 @@ def cancel_run(events: list[Event], p: Params) -> Findings:
     found = Findings()
     if _one(events, "cancel", "cancel", "sent") is None:
         ended = _one(events, "checkout", "cancel", "exit")
-        at = f" at {ended.get('elapsed_s', 0):.1f} s" if ended else ""
+        at = (f" at {ended.get('elapsed_s') or 0:.1f} s (exit {ended.get('exit_code')})"
+              if ended else "")
         found.inconclusive.append(f"the cancel run's step ended by itself{at}, before the "
                                   "cancel: cancel was not exercised")
     return merge(found, cancel_ended(events, "cancel", p))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from repro.slowclone.pace import MARGIN, Pace
+
 
 @dataclass(frozen=True)
 class SlowcloneConfig:
@@ -16,12 +18,18 @@ class SlowcloneConfig:
     cancel_after_s: float = 10.0  # when the cancel run sends SIGTERM to the step's process group
     cancel_grace_s: float = 5.0   # by when the step and every git child must be gone
     repo_mb: float = 16.0         # size of the generated repository (random, incompressible)
+    rate_kib_s: float = 32.0      # under loss the server passes each fetch on at most this fast
     transport: str = "http"       # "http" (smart HTTP) or "git" (git daemon)
     provider: str = "docker"
 
     PROFILES: ClassVar[dict[str, dict[str, object]]] = {
         "full": {"repo_mb": 64.0, "budget_s": 300.0},
     }
+
+    @property
+    def pace(self) -> Pace:
+        """The server's pace under loss and the repository shape it needs (pace.py)."""
+        return Pace(self.rate_kib_s, 2 * self.budget_s, int(self.repo_mb * 1024))
 
     def validate(self) -> None:
         if not 0.0 < self.loss < 1.0:
@@ -32,7 +40,11 @@ class SlowcloneConfig:
             raise ValueError("budget_s and cancel_grace_s must be positive, cancel_after_s >= 0")
         if self.cancel_after_s >= 2 * self.budget_s:
             raise ValueError("cancel_after_s must come before twice the budget")
-        if self.repo_mb <= 0:
-            raise ValueError("repo_mb must be positive")
+        if self.repo_mb <= 0 or self.rate_kib_s <= 0:
+            raise ValueError("repo_mb and rate_kib_s must be positive")
+        if self.repo_mb * 1024 < self.pace.commit_kib:
+            raise ValueError(f"repo_mb must hold COMMIT's tree of {self.pace.commit_kib} KiB "
+                             f"(rate_kib_s x twice budget_s x {MARGIN:g}): at least "
+                             f"{self.pace.commit_kib / 1024:.1f}")
         if self.transport not in ("http", "git"):
             raise ValueError('transport must be "http" or "git"')

@@ -9,14 +9,18 @@ tip, WORKDIR, and BUDGET_S. Steps:
 
 1. baseline: each configuration's step once without any fault; it must
    check out COMMIT;
-2. inject `loss` (bursts of `burst` packets) both ways between the server and
+2. pace the server (repro.slowclone.pace): from here on no fetch gets more than
+   `rate_kib_s`, and COMMIT's tree (sized for it) outlasts twice the budget even
+   without loss, so both runs below are certain to be transferring at the cancel
+   and at the budget;
+3. inject `loss` (bursts of `burst` packets) both ways between the server and
    every build host, measured by calibration (repro.harness.faults.loss); start
    tcpdump on every build host;
-3. start each step twice: the *budget* run is watched until it ends or
+4. start each step twice: the *budget* run is watched until it ends or
    until twice `budget_s` (then it is hung, and cancelled); the *cancel* run
    gets SIGTERM on its process group at `cancel_after_s`; the agent on the
    host times how long until the step and every git child are gone;
-4. stop the captures, heal (the counters' final reading is recorded),
+5. stop the captures, heal (the counters' final reading is recorded),
    analyse each capture (repro.harness.capture.analysis), judge each history.
 """
 
@@ -39,16 +43,17 @@ from repro.harness.hosts import open_hosts
 from repro.harness.hosts.base import Host
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
-from repro.harness.services.gitserver import GitServer, RepoSpec
+from repro.harness.services.gitserver import BranchSpec, GitServer, RepoSpec
 from repro.harness.workloads.checkout import CheckoutStep, StepEnv, remove_agent
 from repro.slowclone import check
 from repro.slowclone.config import SlowcloneConfig
+from repro.slowclone.pace import Pace, paced
 
 INCIDENT = "slowclone"
 POLL_S = 0.5
 CANCEL_OBSERVE_EXTRA_S = 2.0   # keep looking a little past the grace time, to name survivors
 EXIT_SETTLE_S = 1.0            # children of a step that just exited get this long to go
-SHARED = ("provider", "loss", "burst", "repo_mb", "transport")
+SHARED = ("provider", "loss", "burst", "repo_mb", "transport", "rate_kib_s")
 
 
 @dataclass
@@ -116,10 +121,25 @@ def run_side_by_side(run_ctx: Run, entries: Sequence[tuple[SlowcloneConfig, str,
     return [_judged(it, commit) for it in items]
 
 
+def _pace(items: list[Item]) -> Pace:
+    """One pace for the shared server: the longest watch of the configurations side by side."""
+    first = items[0].cfg.pace
+    return Pace(first.rate_kib_s, max(it.cfg.pace.watch_s for it in items), first.repo_kib)
+
+
+def _repo_spec(pace: Pace) -> RepoSpec:
+    """master's commits each rewrite a blob big enough to outlast the watch at the pace."""
+    n = pace.master_commits
+    return RepoSpec(name="project", size_kb=pace.repo_kib, master_commits=n,
+                    branches=(BranchSpec("feature", n // 2, 3),
+                              BranchSpec("release-1.x", n // 4, 2)))
+
+
 def _serve_and_run(run_ctx: Run, first: SlowcloneConfig, items: list[Item],
                    hosts: dict[str, Host], git: GitServer) -> str:
     server = hosts["gitserver"]
-    repo = git.create(RepoSpec(name="project", size_kb=int(first.repo_mb * 1024)))
+    pace = _pace(items)
+    repo = git.create(_repo_spec(pace))
     commit = repo.tip("master")
     env = StepEnv(repo.urls[first.transport], "master", commit)
     for it in items:
@@ -131,7 +151,12 @@ def _serve_and_run(run_ctx: Run, first: SlowcloneConfig, items: list[Item],
     try:
         for it in items:
             _baseline(run_ctx, it, env)
-        _under_loss(run_ctx, first, items, server, env)
+        with paced(server, run_ctx, pace):
+            for it in items:
+                it.history.append("pace", server.name, rate_kib_s=pace.rate_kib_s,
+                                  tree_bytes=pace.tree_bytes,
+                                  least_transfer_s=round(pace.least_transfer_s, 1))
+            _under_loss(run_ctx, first, items, server, env)
     finally:
         for it in items:
             if it.build is not None:

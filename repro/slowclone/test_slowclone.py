@@ -26,7 +26,11 @@ from repro.harness.directions import side_by_side
 from repro.harness.report.results import IncidentResult
 from repro.slowclone import scenario
 
-QEMU_REPO_MB = 4.0  # TCG guests generate and serve slowly; under loss 4 MB never finishes either
+# TCG guests generate and serve slowly: a 4 MB repository, paced at 8 KiB/s so that COMMIT's
+# tree is 0.8 MiB (5 commits; 102 s at the pace, past twice the 30 s budget by 1.7x). The
+# baseline (no pace) fetches that tree, not a 4 MiB one: 13-16 s on a loaded machine for 4 MiB
+# came close to the fixed step's own 20 s deadline.
+QEMU_CHANGES = {"repo_mb": 4.0, "rate_kib_s": 8.0}
 
 
 def loss_measured(result: IncidentResult, cfg: Any) -> None:
@@ -56,4 +60,4 @@ test_configuration_under_test, test_prefix_fixture_is_flagged, on_docker = side_
 test_configuration_under_test_on_qemu, test_prefix_fixture_is_flagged_on_qemu, on_qemu = (
     side_by_side("slowclone", scenario.run_side_by_side, under_test_check=loss_measured,
                  prefix_check=hung_and_retransmitting, provider="qemu",
-                 changes={"repo_mb": QEMU_REPO_MB}))
+                 changes=QEMU_CHANGES))
