@@ -391,12 +391,13 @@ def served_again_rule(run: Run, found: Findings) -> None:
     window = p.hold_s / 2
     need = p.min_share * rate * window
     after = [(t, n) for t, n in samples if t >= run.s1]
-    at_thaw, a_second_on = _count_at(samples, run.s1 - 1e-9), _count_at(samples, run.s1 + 1.0)
+    at_thaw = _count_at(samples, run.s1 - 1e-9)
+    first_s = [n for t, n in after if t <= run.s1 + 1.0]  # read in the first second
     found.figures.update(
         node_base_reads_per_s=round(rate, 1),
         node_reads_after_thaw=(after[-1][1] - after[0][1]) if after else None,
-        node_reads_first_s=(a_second_on - at_thaw
-                            if at_thaw is not None and a_second_on is not None else None),
+        node_reads_first_s=(first_s[-1] - at_thaw
+                            if at_thaw is not None and first_s else None),
         served_back_s=None)
     if span < 2 * window:
         found.inconclusive.append(f"{p.node}'s own counters were read for {span:.1f} s before "
