@@ -47,6 +47,7 @@ from repro.harness import config as cfgfile
 from repro.harness import incidents
 from repro.harness.engines import batch_cli
 from repro.harness.errors import ConfigError, PrerequisiteError, ReproError
+from repro.harness.report import lifecycle
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -392,8 +393,20 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return EXIT_FAILED if blocked else EXIT_OK
 
 
+def _mark_abandoned(reports: Path) -> None:
+    """Every command first marks the runs whose process died unfinished (never green:
+    repro.harness.report.lifecycle); a folder it cannot rewrite is left as it is."""
+    try:
+        for folder in lifecycle.mark_abandoned(reports):
+            print(f"repro: run {folder.name} did not finish (its process died): marked "
+                  "abandoned", file=sys.stderr)
+    except OSError as exc:
+        print(f"repro: abandoned runs not marked: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _mark_abandoned(getattr(args, "reports", None) or Path.cwd() / "reports")
     commands = {"list": lambda: cmd_list(), "run": lambda: cmd_run(args),
                 "new": lambda: cmd_new(args),
                 "doctor": lambda: cmd_doctor(), "cleanup": lambda: cmd_cleanup(args.include_live),

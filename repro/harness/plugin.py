@@ -33,8 +33,12 @@ KeyboardInterrupt, raised in the harness's own code and never inside a library c
 library is left holding a lock; faults still injected are healed once more at exit. A
 session that runs no reproduction and starts no Run keeps its signal handlers as they
 were, and SIGALRM is never taken (pytest-timeout's signal method, a test's own alarm).
-At the end the run's reports/<run id>/ gets summary.md, results.json, junit.xml, index.html (with
-figures/), reports/latest points at it, and the terminal shows the table. A run
+From the Run's start its reports/<run id>/ holds results.json, summary.md and junit.xml
+(an error case "run did not finish" until the end rewrites them) and reports/in-progress
+points at it; a dead run's unfinished report is marked abandoned by the next session
+that starts a Run (repro.harness.report.lifecycle). At the end the folder gets the final
+summary.md, results.json, junit.xml, index.html (with figures/), reports/latest points
+at it, and the terminal shows the table. A run
 whose reproductions were all skipped before they needed hosts still gets its report.
 """
 
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +59,12 @@ from repro.harness import config as cfgfile
 from repro.harness.checks import Outcome
 from repro.harness.errors import ConfigError, PrerequisiteError
 from repro.harness.faults.base import ACTIVE
+from repro.harness.procs import start_ticks
 from repro.harness.report import html, record, summary
+from repro.harness.report.lifecycle import mark_abandoned
 from repro.harness.report.record import RunReport, TestRecord
 from repro.harness.report.results import IncidentResult
-from repro.harness.run import Run, point_latest, point_latest_to, start_run
+from repro.harness.run import Run, point_in_progress, point_latest, point_latest_to, start_run
 from repro.harness.shards import Shard
 from repro.harness.spec import HOST_BACKENDS
 
@@ -128,6 +135,7 @@ class Session:
     distributed: bool = False      # under pytest-xdist (repro.harness.xdist)
     merged: Any = None             # the controller's: (merged report, its folder)
     provenance: dict[str, Any] = field(default_factory=dict)  # of the run, once it starts
+    owner: dict[str, Any] = field(default_factory=dict)  # this process (report.lifecycle)
 
     def __repr__(self) -> str:  # short: pytest prints it in every failing test's traceback
         return (f"Session(run={self.run.run_id if self.run else None}, "
@@ -136,9 +144,12 @@ class Session:
     def ensure_run(self) -> Run:
         if self.run is None:
             interrupts.install()  # a run's hosts and faults are coming: see the module doc
+            mark_abandoned(self.reports_root)
             cleanup.reap(all_runs=False)
             self.run = start_run(self.reports_root, *self.identity())
             self.provenance = provenance.of_run()
+            self.owner = {"pid": os.getpid(), "start_ticks": start_ticks(os.getpid())}
+            self._write()  # from now on the run's junit.xml says it has not finished
         return self.run
 
     def identity(self) -> tuple[str | None, str]:
@@ -178,7 +189,7 @@ class Session:
     def report(self) -> RunReport:
         return RunReport(self.run.run_id if self.run else "", self.results,
                          list(self.tests.values()), self.other_failures, self.exit_status,
-                         self.finished, self.provenance)
+                         self.finished, self.provenance, owner=self.owner)
 
     def _write(self) -> None:
         assert self.run
@@ -194,7 +205,8 @@ class Session:
             shards.write_shard_json(out / "shard.json", self.logical_id, self.shard,
                                     self.run.run_id, self.shard_nodeids or list(self.tests),
                                     out)
-        point_latest(self.reports_root, self.run)
+        if not self.finished:
+            point_in_progress(self.reports_root, self.run)
 
 
 SESSION_KEY = pytest.StashKey[Session]()
@@ -455,6 +467,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         html.write_html(state.report(), state.run.reports)
     except Exception as exc:  # the other reports are written; say what is missing
         print(f"repro: index.html not written: {type(exc).__name__}: {exc}")
+    point_latest(state.reports_root, state.run)  # finished and written: now it is `latest`
     state.run.close()
 
 

@@ -5,6 +5,10 @@ Model: one Run per pytest session (or per CLI invocation). It owns
 tells later runs whether the run is still alive, and `reports/<run id>/`
 (kept). Everything on the machine is named after the run (repro.harness.names).
 Closing a run deletes its scratch directory; its reports stay.
+
+Links in the reports folder: `reports/in-progress` points at the newest run started
+that has not finished (removed when that run finishes or is found abandoned),
+`reports/latest` at the newest *finished* run: a run is never `latest` while it runs.
 """
 
 from __future__ import annotations
@@ -71,13 +75,36 @@ def _make_owned(scratch: Path, owner: str) -> None:
         (scratch / "owner.pid").write_text(owner)
 
 
+LATEST, IN_PROGRESS = "latest", "in-progress"
+
+
 def point_latest(reports_root: Path, run: Run) -> None:
+    """The run has finished: `latest` points at it (and `in-progress` no longer does)."""
     point_latest_to(reports_root, run.reports.name, run.short)
 
 
 def point_latest_to(reports_root: Path, folder: str, tag: str = "") -> None:
-    latest = reports_root / "latest"
-    tmp = reports_root / f".latest-{tag or os.getpid()}"
+    point_link(reports_root, LATEST, folder, tag)
+    clear_link(reports_root, IN_PROGRESS, folder)
+
+
+def point_in_progress(reports_root: Path, run: Run) -> None:
+    point_link(reports_root, IN_PROGRESS, run.reports.name, run.short)
+
+
+def point_link(reports_root: Path, link: str, folder: str, tag: str = "") -> None:
+    """reports_root/link -> folder, replaced atomically (a reader sees the old or the new)."""
+    tmp = reports_root / f".{link}-{tag or os.getpid()}"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(folder)
-    tmp.replace(latest)
+    tmp.replace(reports_root / link)
+
+
+def clear_link(reports_root: Path, link: str, folder: str) -> None:
+    """Remove reports_root/link if it points at `folder` (another run's link stays)."""
+    path = reports_root / link
+    try:
+        if os.readlink(path) == folder:
+            path.unlink()
+    except OSError:  # no link there, or another run removed it first
+        pass

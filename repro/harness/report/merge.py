@@ -93,6 +93,7 @@ def merge(folders: list[Path], out: Path | None = None, reports: Path = Path("re
         merged.tests += p.report.tests
         merged.other_failures += p.report.other_failures
         merged.finished = merged.finished and p.report.finished
+        merged.abandoned = merged.abandoned or p.report.abandoned
         if p.report.exit_status not in (None, 0):
             merged.exit_status = p.report.exit_status
     write_report_json(merged, out / "results.json")

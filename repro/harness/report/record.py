@@ -17,7 +17,10 @@ as expected: a crash, an assertion that failed after its verdict, a test outside
 the reproductions that failed, or a non-zero exit makes it red, whatever the
 verdicts say. A run with nothing judged (everything skipped), still in progress,
 or whose exit status is not known (results without a session, from an older
-caller) is neither.
+caller) is neither. A run that did not finish is never green: while it runs its
+report says so (junit.xml has an error case "run did not finish"), and once its
+owner process (`owner`: pid and start time) is gone without finishing it is
+*abandoned* (repro.harness.report.lifecycle marks it): red.
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ class RunReport:
     exit_status: int | None = None  # pytest's, once the session finished (None: not known)
     finished: bool = True           # False while the session runs
     provenance: dict[str, Any] = field(default_factory=dict)  # repro.harness.provenance
+    abandoned: bool = False  # not finished, and its owner process is gone
+    owner: dict[str, Any] = field(default_factory=dict)  # {"pid", "start_ticks"} of its process
 
     def rows(self) -> list[Row]:
         by_test: dict[str, list[IncidentResult]] = defaultdict(list)
@@ -151,6 +156,9 @@ class RunReport:
         parts += [f"{len(not_run)} not run"] if not_run else []
         parts += [f"{len(self.other_failures)} other test(s) failed"] \
             if self.other_failures else []
+        if self.abandoned:
+            return Status("bad", "FAILED: run did not finish (abandoned: its process "
+                          f"{self.owner.get('pid', '?')} died first); " + "; ".join(parts))
         if not self.finished:
             return Status("void", "; ".join(parts) + " (run in progress)")
         session_bad = self.exit_status not in (None, 0)
@@ -176,7 +184,8 @@ class RunReport:
         return {"run_id": self.run_id,
                 "session": {"finished": self.finished, "exit_status": self.exit_status,
                             "status": status.state, "headline": status.headline,
-                            "other_failures": self.other_failures},
+                            "other_failures": self.other_failures,
+                            "abandoned": self.abandoned, "owner": self.owner},
                 "provenance": self.provenance,
                 "results": results, "tests": [asdict(t) for t in self.tests]}
 
@@ -188,7 +197,9 @@ class RunReport:
                          [TestRecord(**t) for t in raw.get("tests", [])],
                          list(session.get("other_failures", [])),
                          session.get("exit_status"), bool(session.get("finished", True)),
-                         dict(raw.get("provenance") or {}))
+                         dict(raw.get("provenance") or {}),
+                         bool(session.get("abandoned", False)),
+                         dict(session.get("owner") or {}))
 
 
 def write_report_json(report: RunReport, path: Path) -> None:

@@ -123,17 +123,29 @@ def _case(suite: ET.Element, row: Row) -> str:
     return ""
 
 
+def _unfinished_case(suite: ET.Element, report: RunReport, headline: str) -> str:
+    case = ET.SubElement(suite, "testcase", classname="repro.session", name="run did not finish")
+    why = ("abandoned: its process died before the run finished" if report.abandoned else
+           "in progress when this file was written (the run rewrites it when it finishes)")
+    ET.SubElement(case, "error", message=f"run did not finish: {why}").text = headline
+    return "error"
+
+
 def write_junit(report: RunReport | list[IncidentResult], path: Path, run_id: str = ""
                 ) -> None:
     """One test case per judged row (a superseded attempt is not one); a failure per row
-    not as expected, an error per crash, a skip per reproduction not run, and a failed
-    case "pytest session" when pytest's session was not OK and no row says why."""
+    not as expected, an error per crash, a skip per reproduction not run, an error case
+    "run did not finish" while the run is in progress or once it is abandoned (a reader
+    of junit never takes an unfinished run for a pass), and a failed case "pytest
+    session" when pytest's session was not OK and no row says why."""
     report = as_report(report, run_id)
     suite = ET.Element("testsuite", name=f"repro {report.run_id}")
     kinds = [_case(suite, row) for row in report.rows()
              if row.result is None or not row.result.superseded]
     status = report.status()
-    if status.state == "bad" and not any(k in ("failure", "error") for k in kinds):
+    if not report.finished:
+        kinds.append(_unfinished_case(suite, report, status.headline))
+    elif status.state == "bad" and not any(k in ("failure", "error") for k in kinds):
         case = ET.SubElement(suite, "testcase", classname="repro.session", name="pytest session")
         ET.SubElement(case, "failure", message=status.headline).text = "\n".join(
             report.other_failures)
