@@ -1,4 +1,4 @@
-"""The reboot_blindspot oracle: did the named alert page on a fast reboot, and only then?
+"""The reboot_blindspot oracle: does the named alert tell the truth about a rebooted server?
 
 A pure function of the history. Evidence, all from outside the guest:
   - the serial console (repro.harness.probes.kernel_log): the `panic` finding (the
@@ -10,28 +10,40 @@ A pure function of the history. Evidence, all from outside the guest:
     exporter's `up`, `boot_time`, the server heartbeat's age `hb_age`, the rules' last
     evaluation) and `alert` state changes of every instance of the named alert, with
     `active_since` (when its expression began to hold, without a break).
-The rule file under test is never read: a fixed configuration is one whose alert fires.
+The rule file under test is never read, nor its `for:`: a fixed configuration is one whose
+alert is firing when the truth is "this server is broken".
+
+The truth under judgement. After the panic the guest reboots by itself and answers again,
+but its server process is gone (nothing starts it at boot, and the harness never does).
+From the moment Prometheus has scraped the node on its new boot (`back_t`: `up == 1` and a
+new `node_boot_time_seconds`) the state is "the host is up, the server is absent", and it
+lasts as long as the harness observes: a *judged round* is a watcher round in that state
+(`up == 1`, the server heartbeat absent or older than it ever was while the server ran)
+whose rules were evaluated after `back_t`, so the alert's state there is the rules' answer
+to the up-again node, not a leftover of the outage. The alert must be firing in a judged
+round within `max_alert_s` of `back_t`. The deadline counts from `back_t`, not from the
+panic: a reboot's length (12-30 s under TCG, more under load) never eats the time a rule's
+own `for:` needs, so no rule's `for:` has to be known. An alert that only covered the
+outage (`up == 0` for 10 s on a reboot longer than that) resolves at the first evaluation
+of the up-again node: flagged, however long the reboot was.
 
 Composed, failures first:
   1. quiet: the alert was firing during the control window (from the first round in
      which Prometheus had scraped the node and its server heartbeat, plus `settle_s` for
      the rules to see it, to the moment the crash trigger was sent: its ssh command alone
-     can make a TCG guest miss a scrape). A pending
-     alert there is not a failure (a scrape missed under load makes `up == 0` pending for
-     a second); one that stays pending until it fires after the panic is caught by 2. A
-     window in which Prometheus could not scrape the node for over `starved_s` (a loaded
-     guest or runner: scrapes time out) proves nothing: inconclusive, firing or not.
-  2. paged: an instance of the alert fired within `max_alert_s` of the panic *and* became
-     active after the trigger. One active since before it fires whether or not the server
-     reboots (a rule that always fires): fail. Not firing, or firing later, is the
-     incident (the monitoring was blind to the fast reboot): fail, but only when the run
-     could have seen it fire: observation reached the deadline, Prometheus scraped the
-     rebooted guest at least `settle_s` before it, and neither the alert watcher nor
-     Prometheus's evaluator was starved (each missing is inconclusive: a stalled observer
-     is not a blind rule).
+     can make a TCG guest miss a scrape). A pending alert there is not a failure (a scrape
+     missed under load makes `up == 0` pending for a second). A window in which Prometheus
+     could not scrape the node for over `starved_s` proves nothing: inconclusive.
+  2. given the crash took and the reboot is confirmed (fault first, then judgement):
+     paged: firing in a judged round by the deadline passes, unless that instance had been
+     active since before the trigger (a rule that fires whether or not the server reboots:
+     fail). Not firing is the incident (fail), but only when the run could have seen it
+     fire: observation reached the deadline, the up-again-server-absent state lasted until
+     it, and neither the alert watcher nor Prometheus's evaluator was starved after
+     `back_t` (each missing is inconclusive: a stalled observer is not a blind rule).
+     Prometheus never scraping the rebooted node is inconclusive.
 Inconclusive, when nothing failed, if: the crash never happened or did not take; the
 reboot was not confirmed by both a second boot banner on the console and a new boot id;
-port 22 was down longer than `max_alert_s` (not the fast reboot the incident is about);
 the control window was shorter than `quiet_s` or never began.
 """
 
@@ -43,7 +55,7 @@ from itertools import pairwise
 from repro.harness.checks import Reboot, Verdict, liveness_gaps, reboots
 from repro.harness.history import Event, of_kind
 from repro.harness.probes.heartbeat import leg
-from repro.harness.rules import Findings, compose, fault_took_effect, inconclusive
+from repro.harness.rules import Findings, compose, fault_took_effect, given, inconclusive
 
 FAULT = "sysrq_crash"
 TRIGGER = "crash_trigger"  # the `op` the scenario records as it sends the crash trigger
@@ -54,7 +66,7 @@ ACTIVE_SLACK_S = 0.5  # Prometheus's activeAt (its evaluation's time) against th
 class Params:
     host: str
     alert: str
-    max_alert_s: float
+    max_alert_s: float  # firing within this many seconds of `back_t` (the node scraped again)
     quiet_s: float
     evaluation_interval_s: float = 1.0
     scrape_interval_s: float = 1.0
@@ -78,6 +90,7 @@ class Observed:
     reboot: Reboot | None         # the first new boot id after the panic
     console_boot: Event | None    # the first boot banner after the panic
     back_t: float | None          # Prometheus scraped the new boot (its boot time changed)
+    fresh_s: float                # the server heartbeat's oldest age while the server ran
     end: float                    # the last answered watcher round
 
     def after(self, t: float | None) -> str:
@@ -87,6 +100,34 @@ class Observed:
 
     def since_panic(self, t: float | None) -> float | None:
         return None if t is None or self.panic_t is None else round(t - self.panic_t, 1)
+
+    def server_absent(self, e: Event, p: Params) -> bool:
+        """Prometheus has no server heartbeat, or one older than it ever was while the
+        server ran (its usual age, the guest's clock offset in it, and two scrapes)."""
+        age = e.get("hb_age")
+        return age is None or float(age) > self.fresh_s + 2 * p.scrape_interval_s
+
+    def judged(self, p: Params) -> list[Event]:
+        """The rounds in which the host answered again on its new boot with its server
+        process absent, the rules evaluated at least an evaluation interval after the
+        watcher first saw Prometheus have that new boot (an evaluation's time can precede
+        its start by a little: one interval more and it has surely seen the sample)."""
+        if self.back_t is None:
+            return []
+        back = self.back_t
+        return [e for e in self.monitor if e.t >= back and e.get("up") == 1
+                and e.get("last_eval") is not None
+                and float(e.get("last_eval")) > back + p.evaluation_interval_s
+                and self.server_absent(e, p)]
+
+    def server_seen_t(self, p: Params) -> float | None:
+        """The first round after `back_t` with a fresh server heartbeat (the state under
+        judgement ended: nothing in this scenario restarts the server, but the oracle does
+        not assume it)."""
+        if self.back_t is None:
+            return None
+        return next((e.t for e in self.monitor if e.t >= self.back_t and e.get("up") == 1
+                     and not self.server_absent(e, p)), None)
 
 
 def observe(events: list[Event], p: Params) -> Observed:
@@ -102,6 +143,8 @@ def observe(events: list[Event], p: Params) -> Observed:
         trigger_t = min(trigger_t, panic_t)
     quiet_t = next((e.t for e in monitor if e.get("up") == 1 and e.get("hb_age") is not None
                     and (trigger_t is None or e.t < trigger_t)), None)
+    ran = [float(e.get("hb_age")) for e in monitor if e.get("hb_age") is not None
+           and quiet_t is not None and quiet_t <= e.t and (trigger_t is None or e.t < trigger_t)]
     up_t = reboot = console_boot = back_t = None
     if panic_t is not None:
         probes = of_kind(mine, "probe")
@@ -117,7 +160,7 @@ def observe(events: list[Event], p: Params) -> Observed:
                        and e.get("boot_time") not in (None, *before[-1:])), None)
     end = monitor[-1].t if monitor else 0.0
     return Observed(monitor, alerts, panic_t, trigger_t, quiet_t, up_t, reboot, console_boot,
-                    back_t, end)
+                    back_t, max(ran, default=0.0), end)
 
 
 def _new_boot(probes: list[Event], life: list[Event], panic_t: float) -> Reboot | None:
@@ -141,6 +184,15 @@ def _labels(e: Event) -> str:
 def _reason(e: Event) -> str:
     """An instance's `reason` label (the shipped rules name theirs), else its labels."""
     return str(dict(e.get("labels") or {}).get("reason") or _labels(e))
+
+
+def firing_at(alerts: list[Event], t: float) -> list[Event]:
+    """The instances firing at `t`: each one's latest state change up to then."""
+    state: dict[str, Event] = {}
+    for e in alerts:
+        if e.t <= t:
+            state[_labels(e)] = e
+    return [e for e in state.values() if e.get("state") == "firing"]
 
 
 def quiet(o: Observed, p: Params) -> Findings:
@@ -180,7 +232,9 @@ def quiet(o: Observed, p: Params) -> Findings:
     return out
 
 
-def rebooted_fast(events: list[Event], o: Observed, p: Params) -> Findings:
+def rebooted(events: list[Event], o: Observed, p: Params) -> Findings:
+    """The fault took: the kernel panicked and the guest came back on a new boot (the
+    console's banner and a new boot id), however long that took."""
     took = fault_took_effect(events, FAULT, never="the guest's kernel was never crashed",
                              host=p.host, shortfall="the kernel panic did not take")
     if took.inconclusive or o.panic_t is None:
@@ -192,10 +246,6 @@ def rebooted_fast(events: list[Event], o: Observed, p: Params) -> Findings:
     if o.reboot is None:
         out.inconclusive.append("the reboot was not confirmed: no new boot id after the panic "
                                 "(neither the heartbeat nor the console's ready line)")
-    if o.up_t is not None and o.up_t - o.panic_t > p.max_alert_s:
-        out.inconclusive.append(
-            f"the guest was down {o.up_t - o.panic_t:.1f} s, longer than max_alert_s "
-            f"({p.max_alert_s:g} s): not the fast reboot this incident is about")
     return out
 
 
@@ -203,26 +253,70 @@ def _longest(ts: list[float]) -> float:
     return max((b - a for a, b in pairwise(sorted(ts))), default=0.0)
 
 
-def _starved(o: Observed, p: Params, deadline: float) -> str:
-    """Why the observer could have missed a firing after the panic ("" when it could not)."""
-    assert o.panic_t is not None
-    window = [e for e in o.monitor if o.panic_t <= e.t <= deadline]
-    evals = sorted({float(e.get("last_eval")) for e in window if e.get("last_eval") is not None})
-    watcher_gap = _longest([o.panic_t, *(e.t for e in window), min(deadline, o.end)])
-    eval_gap = _longest(evals)
+def _starved(o: Observed, p: Params, start: float, deadline: float) -> str:
+    """Why the observer could have missed a firing in [start, deadline] ("" when it could
+    not have)."""
+    window = [e for e in o.monitor if start <= e.t <= deadline]
+    evals = sorted({float(e.get("last_eval")) for e in window
+                    if e.get("last_eval") is not None and float(e.get("last_eval")) > start})
+    watcher_gap = _longest([start, *(e.t for e in window), min(deadline, o.end)])
+    eval_gap = _longest([start, *evals])
     if watcher_gap <= p.starved_s and eval_gap <= p.starved_s and len(evals) >= 2:
         return ""
-    return (f"the observer was starved after the panic: the alert watcher went "
-            f"{watcher_gap:.1f} s without an answer from Prometheus and its rules "
+    return (f"the observer was starved after Prometheus scraped the rebooted node: the alert "
+            f"watcher went {watcher_gap:.1f} s without an answer from Prometheus and its rules "
             f"{eval_gap:.1f} s without an evaluation (limit {p.starved_s:g} s), so a firing "
             "could have been missed")
 
 
 def paged(o: Observed, p: Params) -> Findings:
+    """Firing in a judged round within `max_alert_s` of `back_t` (see the module's model)."""
     if o.panic_t is None:
         return Findings()
-    panic_t, deadline = o.panic_t, o.panic_t + p.max_alert_s
-    trigger_t = o.trigger_t if o.trigger_t is not None else panic_t
+    trigger_t = o.trigger_t if o.trigger_t is not None else o.panic_t
+    judged = o.judged(p)
+    deadline = o.back_t + p.max_alert_s if o.back_t is not None else None
+    hit = next(((e, f[0]) for e in judged if deadline is not None and e.t <= deadline
+                and (f := firing_at(o.alerts, e.t))), None)
+    out = Findings(figures=_alert_figures(o, p, trigger_t, judged, hit))
+    if hit is not None:
+        since = hit[1].get("active_since")
+        if since is not None and since < trigger_t - ACTIVE_SLACK_S:
+            out.failures.append(
+                f"{p.alert} was firing on the rebooted node ({_labels(hit[1])}), but its "
+                f"expression had held since {trigger_t - since:.1f} s before the crash was "
+                "triggered: it fires whether or not the server reboots")
+        return out
+    if o.back_t is None or deadline is None:
+        out.inconclusive.append(
+            f"Prometheus never scraped the rebooted node on its new boot in the "
+            f"{o.end - o.panic_t:.1f} s observed after the panic: nothing to judge the alert "
+            "on")
+        return out
+    out.inconclusive += _could_not_see(o, p, deadline)
+    if not out.inconclusive:
+        out.failures.append(_blind(o, p, trigger_t))
+    return out
+
+
+def _could_not_see(o: Observed, p: Params, deadline: float) -> list[str]:
+    """Why a missing firing proves nothing: observation, the state under judgement or the
+    observer ended or stalled before the deadline."""
+    assert o.back_t is not None
+    if o.end < deadline:
+        return [f"observation ended {o.end - o.back_t:.1f} s after Prometheus scraped the "
+                f"rebooted node, before the max_alert_s ({p.max_alert_s:g} s) deadline"]
+    seen = o.server_seen_t(p)
+    if seen is not None and seen <= deadline:
+        return [f"the server process's heartbeat was fresh again {seen - o.back_t:.1f} s "
+                "after Prometheus scraped the rebooted node: the state under judgement (up, "
+                f"server gone) ended before the max_alert_s ({p.max_alert_s:g} s) deadline"]
+    starved = _starved(o, p, o.back_t, deadline)
+    return [starved] if starved else []
+
+
+def _alert_figures(o: Observed, p: Params, trigger_t: float, judged: list[Event],
+                   hit: tuple[Event, Event] | None) -> dict[str, object]:
     after = [e for e in o.alerts if e.t > trigger_t]
     fired = next((e for e in after if e.get("state") == "firing"), None)
     pending = next((e for e in after if e.get("state") == "pending"), None)
@@ -230,49 +324,46 @@ def paged(o: Observed, p: Params) -> Findings:
     for e in after:  # when each instance (each rule) first fired
         if e.get("state") == "firing":
             each.setdefault(_reason(e), o.since_panic(e.t))
-    out = Findings(figures={"alert_after_s": o.since_panic(fired.t if fired else None),
-                            "alert_labels": _labels(fired) if fired else None,
-                            "fired_after_s": each,
-                            "pending_after_s": o.since_panic(pending.t if pending else None)})
-    since = fired.get("active_since") if fired else None
-    if fired is not None and since is not None and since < trigger_t - ACTIVE_SLACK_S:
-        out.failures.append(
-            f"{p.alert} fired {fired.t - panic_t:.1f} s after the panic ({_labels(fired)}), "
-            f"but its expression had held since {trigger_t - since:.1f} s before the crash "
-            "was triggered: it fires whether or not the server reboots")
-        return out
-    if fired is not None and fired.t <= deadline:
-        return out
-    if o.end < deadline:
-        out.inconclusive.append(f"observation ended {o.end - panic_t:.1f} s after the panic, "
-                                f"before the {p.max_alert_s:g} s deadline")
-    elif o.back_t is None or o.back_t > deadline - p.settle_s:
-        out.inconclusive.append(
-            f"Prometheus scraped the rebooted guest only {o.after(o.back_t)}: too late for any "
-            f"rule to judge it within max_alert_s ({p.max_alert_s:g} s)")
-    elif starved := _starved(o, p, deadline):
-        out.inconclusive.append(starved)
-    else:
-        out.failures.append(_blind(o, p, fired, pending))
-    return out
+    back = o.back_t
+    return {"alert_after_s": o.since_panic(hit[1].t if hit else None),
+            "paged_after_back_s": round(hit[1].t - back, 1) if hit and back else None,
+            "alert_labels": _labels(hit[1]) if hit else None,
+            "first_fired_after_s": o.since_panic(fired.t if fired else None),
+            "fired_after_s": each,
+            "pending_after_s": o.since_panic(pending.t if pending else None),
+            "judged_window_s": round(judged[-1].t - back, 1) if judged and back else None}
 
 
-def _blind(o: Observed, p: Params, fired: Event | None, pending: Event | None) -> str:
-    assert o.panic_t is not None
-    when = (f"it fired only {fired.t - o.panic_t:.1f} s after the panic" if fired
-            else f"it never fired in the {o.end - o.panic_t:.1f} s observed after the panic")
-    seen = ""
-    if pending is not None and fired is None:
-        cleared = next((e for e in o.alerts if e.t > pending.t and _labels(e) == _labels(pending)
-                        and e.get("state") == "inactive"), None)
-        seen = (f" (it went pending {pending.t - o.panic_t:+.1f} s from the panic and "
-                + (f"cleared {cleared.t - o.panic_t:.1f} s after it, as the node answered "
-                   "again)" if cleared else "was still pending)"))
+def _story(o: Observed, p: Params, trigger_t: float) -> str:
+    """What the alert did after the trigger, as the watcher saw it."""
+    assert o.panic_t is not None and o.back_t is not None
+    after = [e for e in o.alerts if e.t > trigger_t]
+    fired = next((e for e in after if e.get("state") == "firing"), None)
+    shown = fired or next((e for e in after if e.get("state") == "pending"), None)
+    if shown is None:
+        return f"it never fired in the {o.end - o.panic_t:.1f} s observed after the panic"
+    if fired is not None and fired.t > o.back_t + p.max_alert_s:
+        return (f"it fired only {fired.t - o.back_t:.1f} s after Prometheus scraped the "
+                f"rebooted node ({fired.t - o.panic_t:.1f} s after the panic)")
+    cleared = next((e for e in after if e.t > shown.t and _labels(e) == _labels(shown)
+                    and e.get("state") == "inactive"), None)
+    said = (f"it {'fired' if fired else 'went pending'} {shown.t - o.panic_t:.1f} s after the "
+            f"panic ({_labels(shown)})")
+    if cleared is None:
+        return said + " but was not firing in a judged round"
+    said += f" and cleared {cleared.t - o.back_t:+.1f} s from Prometheus scraping the new boot"
+    return said + (", an alert that covered only the outage" if fired is not None else "")
+
+
+def _blind(o: Observed, p: Params, trigger_t: float) -> str:
+    assert o.panic_t is not None and o.back_t is not None
     down = f"{o.up_t - o.panic_t:.1f} s" if o.up_t is not None else "briefly"
-    return (f"{p.alert} did not fire within max_alert_s ({p.max_alert_s:g} s) of the kernel "
-            f"panic: {when}{seen}. The guest was down {down} and very quickly came back "
-            f"'up' (new boot id {o.after(o.reboot.t if o.reboot else None)}); Prometheus "
-            f"scraped its new boot {o.after(o.back_t)}: the monitoring was blind to the reboot")
+    return (f"{p.alert} did not page on the rebooted node: it was not firing while the node "
+            f"answered again on its new boot with its server process gone, in the "
+            f"{p.max_alert_s:g} s (max_alert_s) after Prometheus scraped that new boot "
+            f"({o.after(o.back_t)}); {_story(o, p, trigger_t)}. The guest was down {down} and "
+            f"came back 'up' (new boot id {o.after(o.reboot.t if o.reboot else None)}), its "
+            "server process still gone: the monitoring was blind to the reboot")
 
 
 def figures(o: Observed) -> Findings:
@@ -289,5 +380,5 @@ def figures(o: Observed) -> Findings:
 
 def check(events: list[Event], p: Params) -> Verdict:
     o = observe(events, p)
-    return compose(figures(o), quiet(o, p), paged(o, p), rebooted_fast(events, o, p),
+    return compose(figures(o), quiet(o, p), given(rebooted(events, o, p), paged(o, p)),
                    Findings(figures={"max_alert_s": p.max_alert_s}))

@@ -1,8 +1,9 @@
 """Table [reboot_blindspot] of the configuration under test (see this folder's README).
 
 The configuration under test is the monitoring: a Prometheus alerting-rule
-file (`rules`) and the alert in it that must page (`alert`) within
-`max_alert_s` of a kernel panic that reboots the server. The rule file is
+file (`rules`) and the alert in it that must page (`alert`) after a kernel
+panic that reboots the server: be firing within `max_alert_s` of Prometheus
+scraping the rebooted node, up again with its server process gone. The rule file is
 checked with `promtool check rules`, and must name the alert, before any
 guest starts.
 """
@@ -23,7 +24,10 @@ class RebootBlindspotConfig:
     # the guest's node exporter as job "node"; a path relative to the TOML file
     rules: Path = Path("reboot_blindspot/fixed.yml")
     alert: str = "ServerDown"        # the alert (alertname) that must fire
-    max_alert_s: float = 40.0        # ... within this many seconds of the panic
+    # ... by firing within this many seconds of Prometheus scraping the rebooted node (its new
+    # boot time) with its server process gone: from there, so a slow reboot leaves a rule's
+    # `for:` its time
+    max_alert_s: float = 40.0
     quiet_s: float = 10.0            # control window before the panic: the alert must not fire
     scrape_interval_s: float = 1.0   # Prometheus's scrape interval (and scrape timeout)
     evaluation_interval_s: float = 1.0  # Prometheus's rule evaluation interval
