@@ -15,6 +15,7 @@ SPEC = IncidentSpec(
             "ssh": "the subject is a container's CPU quota, set by the harness at start"},
     hosts=HostNeeds(roles=("service", "downstream")),
     headline=(Figure("delivered_fraction"), Figure("delivered_rps", "requests/s"),
-              Figure("available_processors"), Figure("connections"), Figure("p99_ms", "ms")),
+              Figure("available_processors"), Figure("connections"), Figure("p99_ms", "ms"),
+              Figure("runner_cpus"), Figure("detected_processors")),
     panels=("latency", "requests", "pools"),
 )

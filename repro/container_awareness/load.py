@@ -8,6 +8,10 @@ event name=request: `ok`, `latency_s` (from the send to the end of the answer; t
 for one that was not answered), `sent_t`, `lag_s` (how late the generator sent it), `status`
 or `error`. Then the generator waits for the last requests, at most `timeout_s`.
 
+The rate is sized from the runner (`sized_rate`) unless the configuration fixes it: the
+traffic pools sized from the runner's CPUs carried before the update, so that the verdict
+does not depend on the runner's size (the incident's README).
+
 The first `warmup_s` of the schedule warm the service up (class loading, the JIT: a
 service behind a load balancer gets its warm-up too); those requests carry
 `phase="warmup"` and the oracle leaves them out.
