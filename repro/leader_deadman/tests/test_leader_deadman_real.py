@@ -3,7 +3,10 @@
 
 histories/: `fixed_pause` (fixed.sh, the leader paused: srv-2 took over 2.86 s after),
 `unfenced_pause` (unfenced.sh, paused: srv-2 took over 3.89 s after, then the thawed srv-0
-decided beside it), `prefix_kill` (prefix.sh, the leader killed: nobody took over).
+decided beside it), `unfenced_partition` (the same, cut off: srv-1 took over 3.65 s after,
+the healed srv-0 decided beside it), `unfenced_kill` (unfenced.sh, killed: replaced
+cleanly, a pass: a kill alone cannot tell a fenced agent from an unfenced one),
+`prefix_kill` (prefix.sh, the leader killed: nobody took over).
 """
 
 from __future__ import annotations
@@ -66,6 +69,19 @@ def test_the_unfenced_agent_back_from_its_pause_is_split_brain() -> None:
         "split brain: srv-2 and srv-0 both decided within 0.23 s (one interval is 1 s) at "
         "27.15 s, and 11 more such pairs",
         "2 servers decided after healing (srv-0, srv-2): not one leader")
+
+
+def test_the_unfenced_agent_back_from_its_partition_is_split_brain() -> None:
+    v = check(load(HERE / "unfenced_partition.jsonl"), params("partition"))
+    assert v.outcome is Outcome.FAIL, v.describe()
+    assert v.reasons[0].startswith("split brain: srv-1 and srv-0 both decided"), v.reasons
+    assert "2 servers decided after healing (srv-0, srv-1): not one leader" in v.reasons
+
+
+def test_the_unfenced_agent_killed_passes_a_kill_cannot_tell_fencing() -> None:
+    v = check(load(HERE / "unfenced_kill.jsonl"), params("kill"))
+    assert v.outcome is Outcome.PASS, v.describe()
+    assert v.figures["deciders_after"] == 1 and v.figures["takeover_s"] == 4.52
 
 
 def test_the_prefix_agent_killed_goes_static() -> None:
