@@ -257,6 +257,7 @@ def test_sized_rate_sits_between_the_quota_pools_and_the_runner_pools() -> None:
         runner_pools = (2 * cpus + 1) / 0.15
         rate = sized_rate(cpus, 0.7, 150.0)
         assert quota_pools * 1.15 < rate <= 0.7 * runner_pools + 0.05
+        assert rate < 0.75 * 32 / 0.15  # fixed.options' 32 connections meet it up to 16 CPUs
     assert sized_rate(2, 0.7, 150.0) == 23.3 and sized_rate(16, 0.7, 150.0) == 154.0
 
 
