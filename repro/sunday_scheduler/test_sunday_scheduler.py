@@ -4,9 +4,10 @@
   every server's heartbeat through the seven midnights of a week and every instant
   Hypothesis tries;
 - the pre-fix fixture (prefix.sh: 0- vs 1-based weekdays) must be flagged on the
-  evidence: a live server evicted in the week's window over the midnight into Sunday
-  (the checker's `evicted_live`: the harness's ticks on it went on after the eviction,
-  and they are in the history), and every eviction of the week on Sunday's clock. Where
+  evidence: a live server evicted on Sunday's clock in a window of the week (the one
+  into Sunday, or the Monday one, which starts on Sunday night), the checker's
+  `evicted_live`: the harness's ticks on it went on after the eviction, and they are in
+  the history; and every eviction of the week on Sunday's clock. Where
   Hypothesis shrank its failing instant to is a figure (`shrunk_instant`), not a
   condition: its shrink can end in a Monday whose window started a few minutes early.
 """
@@ -39,8 +40,10 @@ def every_midnight_held(result: IncidentResult, cfg: Any) -> None:
 
 def a_live_server_evicted_on_sunday(result: IncidentResult, cfg: Any) -> None:
     week = [m for m in result.verdict.figures["evicted_live"] if m["phase"] == "week"]
-    sunday = [m for m in week if m["window_day"].startswith("Sun ")]
-    assert sunday, f"no live server evicted in the window into Sunday: {week}"
+    # on Sunday's clock: in the window into Sunday, or the Monday window, which starts on
+    # Sunday night (either is the evidence; a loaded host can stall one into inconclusive)
+    sunday = [m for m in week if m["evicted_local"].startswith("Sun ")]
+    assert sunday, f"no live server evicted on Sunday's clock in the week: {week}"
     m = sunday[0]
     alive = [t for t in _ticks(result, m["server"], "week") if t > m["evicted_at"]]
     assert len(alive) == m["ticks_after"] > 0, (m, alive)   # its heartbeats, in the history
