@@ -197,6 +197,10 @@ def _figures(seen: list[Observed], events: list[Event], p: Params) -> Findings:
                                  / 3600, 2),
         "instants_tried": len({(o.window.midnight, o.window.start) for o in seen
                                if o.phase == "search"}),
+        # searched instants whose scheduler began after their midnight (a loaded runner):
+        # they tested less than asked, and prove nothing held at that midnight
+        "instants_past_midnight": sum(1 for o in seen if o.phase == "search"
+                                      and (not o.ticks or o.ticks[0] > o.window.midnight)),
         "evicted_live": [m.as_fields() for o in seen for m in misfires(o, p.ttl_s)],
         "shrunk_instant": minimal.get("describe") if minimal else None})
 

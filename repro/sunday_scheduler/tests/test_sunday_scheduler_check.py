@@ -74,6 +74,16 @@ def test_a_good_scheduler_holds_at_every_instant_searched_too() -> None:
     v = check(events([observed(w) for w in WEEK] + tried), P)
     assert v.outcome is Outcome.PASS, v.describe()
     assert v.figures["instants_tried"] == 3 and v.figures["misfires"] == 0
+    assert v.figures["instants_past_midnight"] == 0
+
+
+def test_a_searched_instant_begun_past_its_midnight_is_counted() -> None:
+    late = Instant(TZ, MONDAY, 1).window(270.0)
+    began = Window(late.zone, late.midnight + 30, late.midnight, late.end)
+    v = check(events([observed(w) for w in WEEK]
+                     + [observed(began, phase="search")]), P)
+    assert v.outcome is Outcome.PASS, v.describe()
+    assert v.figures["instants_past_midnight"] == 1
 
 
 def test_a_heartbeat_every_other_period_is_within_the_switch() -> None:
