@@ -37,6 +37,11 @@ def pools_constrained(result: IncidentResult, cfg: Any) -> None:
     assert v.figures["available_processors"] < v.figures["runner_cpus"], v.describe()
 
 
+def run_on_2_cpus(run_ctx: Run, cfg: Any, label: str, expect: Outcome) -> IncidentResult:
+    """scenario.run under its own label (its own report folder, beside the first pair's)."""
+    return scenario.run(run_ctx, cfg, f"{label} on 2 CPUs", expect)
+
+
 def two_cpus_missing(cfg: Any) -> str | None:
     return None if (os.cpu_count() or 1) >= 2 else \
         "this machine has one CPU: no cpuset of 2 CPUs can be made"
@@ -47,7 +52,7 @@ test_configuration_under_test, test_prefix_fixture_is_flagged = both_directions(
 
 (test_configuration_under_test_on_2_cpus,
  test_prefix_fixture_is_flagged_on_2_cpus) = both_directions(
-    "container_awareness", scenario.run, prefix_check=pools_constrained,
+    "container_awareness", run_on_2_cpus, prefix_check=pools_constrained,
     changes={**SIZED, "cpuset": "0,1"}, not_run=two_cpus_missing)
 
 
@@ -60,7 +65,8 @@ def test_a_one_cpu_runner_is_inconclusive(direction: str, repro_settings: Settin
     base = repro_settings.for_incident(name) if direction == UNDER_TEST else \
         repro_settings.prefix(name)
     cfg = dataclasses.replace(base, **SIZED, cpuset="0")
-    result = scenario.run(repro_run, cfg, f"{direction} on 1 CPU", Outcome.INCONCLUSIVE)
+    label = "under test" if direction == UNDER_TEST else "prefix fixture"
+    result = scenario.run(repro_run, cfg, f"{label} on 1 CPU", Outcome.INCONCLUSIVE)
     repro_results.record(result)
     v = result.verdict
     assert v.outcome is Outcome.INCONCLUSIVE, v.describe()
