@@ -7,7 +7,10 @@ panic, `rebooted` firing there: the deadline counted from the panic had made it
 inconclusive), `prefix` (prefix.yml: down 16.3 s, pending in the outage and cleared when
 the node answered), `down_10s_slow_reboot` (down_10s.yml with max_alert_s 20: down 32.7 s,
 fired 12.6 s after the panic, in the outage, and cleared 0.5 s after the node was scraped
-again; the oracle as it was, one firing within max_alert_s of the panic, passed it).
+again; the oracle as it was, one firing within max_alert_s of the panic, passed it),
+`heartbeat_only_slow_reboot` (heartbeat_only.yml, the postmortem's fix alone: down 29.5 s,
+scraped again 35.4 s after the panic, firing 5.6 s later after its `for: 5s`, 41.1 s after
+the panic: the oracle as it was failed it, "it fired only 41.1 s after the panic").
 """
 
 from __future__ import annotations
@@ -35,6 +38,16 @@ def test_the_fixed_rules_page_on_a_slow_reboot() -> None:
     assert v.figures["alert_after_s"] == 40.4
     assert v.figures["paged_after_back_s"] == 0.0
     assert "reason=rebooted" in v.figures["alert_labels"]
+
+
+def test_the_heartbeat_rule_alone_has_its_for_after_a_slow_reboot() -> None:
+    v = check(*judged("heartbeat_only_slow_reboot"))
+    assert v.outcome is Outcome.PASS, v.reasons
+    assert v.figures["down_s"] == 29.5
+    assert v.figures["scraped_again_after_s"] == 35.4
+    assert v.figures["alert_after_s"] == 41.1
+    assert v.figures["paged_after_back_s"] == 5.6
+    assert "reason=heartbeat_stale" in v.figures["alert_labels"]
 
 
 def test_the_prefix_rules_are_blind_to_the_reboot() -> None:
