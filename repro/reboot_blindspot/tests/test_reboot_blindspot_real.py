@@ -7,7 +7,9 @@ panic, `rebooted` firing there: the deadline counted from the panic had made it
 inconclusive), `prefix` (prefix.yml: down 16.3 s, pending in the outage and cleared when
 the node answered), `down_10s_slow_reboot` (down_10s.yml with max_alert_s 20: down 32.7 s,
 fired 12.6 s after the panic, in the outage, and cleared 0.5 s after the node was scraped
-again; the oracle as it was, one firing within max_alert_s of the panic, passed it),
+again; the oracle as it was, one firing within max_alert_s of the panic, passed it at 40 s),
+`down_10s_reboot_15s` (the same at load 6-12: down 14.6 s, fired 12.3 s after the panic,
+cleared 0.5 s after the node was scraped again; the oracle as it was passed it at 20 s),
 `heartbeat_only_slow_reboot` (heartbeat_only.yml, the postmortem's fix alone: down 29.5 s,
 scraped again 35.4 s after the panic, firing 5.6 s later after its `for: 5s`, 41.1 s after
 the panic: the oracle as it was failed it, "it fired only 41.1 s after the panic").
@@ -64,6 +66,14 @@ def test_up_0_for_10s_covered_only_the_outage() -> None:
     assert "an alert that covered only the outage" in v.reasons[0]
     assert v.figures["first_fired_after_s"] == 12.6
     assert v.figures["alert_after_s"] is None
+
+
+def test_up_0_for_10s_on_a_15_s_reboot_covered_only_the_outage() -> None:
+    v = check(*judged("down_10s_reboot_15s", max_alert_s=20.0))
+    assert v.outcome is Outcome.FAIL
+    assert "fired 12.3 s after the panic" in v.reasons[0]
+    assert "cleared +0.5 s from Prometheus scraping the new boot" in v.reasons[0]
+    assert v.figures["down_s"] == 14.6
 
 
 def test_without_its_firing_the_fixed_run_stopped_too_early_to_judge() -> None:
