@@ -52,16 +52,20 @@ def _history(path: Path, wedge: bool) -> Path:
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     d = tmp_path / "20260101-000000-ab12"
-    (d / "hosts").mkdir(parents=True)
-    (d / "hosts" / "repro-ab12-target.log").write_text("sshd log\n")
     good = _history(d / "mtu_wedge" / "under test" / "history.jsonl", wedge=False)
+    log = good.parent / "hosts" / "repro-ab12-target.log"  # claimed by its result
+    log.parent.mkdir()
+    log.write_text("sshd log\n")
+    (d / "hosts").mkdir()
+    (d / "hosts" / "repro-ab12-client.log").write_text("nobody's\n")  # unclaimed: no link
     bad = _history(d / "mtu_wedge" / "prefix fixture" / "history.jsonl", wedge=True)
     (bad.parent / "target.pcap").write_bytes(b"\xd4\xc3\xb2\xa1")  # listed from its folder
     results = [
         IncidentResult("mtu_wedge", "under test", "/x/fixed.sh", "docker",
                        Verdict(Outcome.PASS, (), {"longest_gap_s": 0.0, "streams_up": 20,
                                                   "streams_asked": 20}), Outcome.PASS, 21.0,
-                       {"history": str(good)}, "repro-ab12-target"),
+                       {"history": str(good), "host log repro-ab12-target.log": str(log)},
+                       "repro-ab12-target"),
         IncidentResult("mtu_wedge", "candidate image", "/x/fixed.sh", "docker:repro-ab12-cand",
                        Verdict(Outcome.FAIL, ("repro-ab12-target dropped off the network for "
                                               "11.0 s (limit 2.0 s)",),
@@ -108,7 +112,8 @@ def test_page_links_resolve_and_say_what_failed(run_dir: Path) -> None:
             assert (run_dir / unquote(ref)).is_file(), ref
     assert len(page.images) == 2
     assert any(ref.endswith("history.jsonl") for ref in page.links)
-    assert any(ref.endswith("repro-ab12-target.log") for ref in page.links)
+    assert [ref for ref in page.links if ref.endswith(".log")] == [
+        "mtu_wedge/under%20test/hosts/repro-ab12-target.log"]  # its own, by exact file
     assert any(ref.endswith("prefix%20fixture/target.pcap") for ref in page.links)
     assert "results.json" in page.links
 

@@ -87,7 +87,7 @@ def folder_of(root: Path, name: str, rep: RunReport) -> Path:
 
 
 def test_only_runs_whose_owner_died_are_marked(tmp_path: Path) -> None:
-    me = {"pid": os.getpid(), "start_ticks": start_ticks(os.getpid())}
+    me: dict[str, object] = {"pid": os.getpid(), "start_ticks": start_ticks(os.getpid())}
     dead = folder_of(tmp_path, "dead", report(False, {"pid": dead_pid(), "start_ticks": 1}))
     reused = folder_of(tmp_path, "reused", report(False, {"pid": os.getpid(),
                                                           "start_ticks": -1}))

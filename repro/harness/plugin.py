@@ -61,6 +61,7 @@ from repro.harness.errors import ConfigError, PrerequisiteError
 from repro.harness.faults.base import ACTIVE
 from repro.harness.procs import start_ticks
 from repro.harness.report import html, record, summary
+from repro.harness.report.hostlogs import HostLogs
 from repro.harness.report.lifecycle import mark_abandoned
 from repro.harness.report.record import RunReport, TestRecord
 from repro.harness.report.results import IncidentResult
@@ -136,6 +137,7 @@ class Session:
     merged: Any = None             # the controller's: (merged report, its folder)
     provenance: dict[str, Any] = field(default_factory=dict)  # of the run, once it starts
     owner: dict[str, Any] = field(default_factory=dict)  # this process (report.lifecycle)
+    host_logs: HostLogs | None = None  # claims the run's host logs (report.hostlogs)
 
     def __repr__(self) -> str:  # short: pytest prints it in every failing test's traceback
         return (f"Session(run={self.run.run_id if self.run else None}, "
@@ -149,6 +151,7 @@ class Session:
             self.run = start_run(self.reports_root, *self.identity())
             self.provenance = provenance.of_run()
             self.owner = {"pid": os.getpid(), "start_ticks": start_ticks(os.getpid())}
+            self.host_logs = HostLogs(self.run.reports)
             self._write()  # from now on the run's junit.xml says it has not finished
         return self.run
 
@@ -182,6 +185,8 @@ class Session:
 
     def record(self, result: IncidentResult) -> None:
         result.test = result.test or self.current
+        if self.host_logs is not None:  # its hosts' logs, moved under it and listed
+            self.host_logs.on_record(result)
         self.results.append(result)
         if self.run:
             self._write()
@@ -392,6 +397,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
     finally:
         if state is not None:
             state.current = ""
+            _claim_logs(state, _own_id(item.nodeid))
+
+
+def _claim_logs(state: Session, nodeid: str) -> None:
+    """The test is torn down: host logs written since its results were recorded."""
+    if state.host_logs is None or state.run is None or nodeid not in state.tests:
+        return  # only reproductions claim (a test outside them may hold hosts for longer)
+    logs = state.host_logs.on_test_end(nodeid)
+    if logs:
+        rec = state.tests.get(nodeid)
+        if rec is not None:
+            rec.logs += logs
+        state._write()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees the report as it ends

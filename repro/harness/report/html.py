@@ -10,8 +10,8 @@ skip reason). Then one section per row: for a result its verdict badge, the chec
 reasons, the timeline PNG drawn from the result's history.jsonl
 (repro.harness.report.timeline, written to figures/), any figures the incident drew
 itself, the measured figures, and links to the raw artefacts (history,
-serial consoles, host logs, packet captures). Every link is relative to the
-run directory, so the page works from a CI artefact download or a file://
+serial consoles, the logs of exactly the hosts it ran on, packet captures). Every link
+is relative to the run directory, so the page works from a CI artefact download or a file://
 URL. A timeline that cannot be drawn is named on the page with the error,
 never silently missing.
 """
@@ -68,7 +68,8 @@ def _href(target: Path, run_dir: Path) -> str:
 
 
 def _artefact_links(r: IncidentResult, run_dir: Path) -> list[tuple[str, Path | None, str]]:
-    """(name, file or None, note) for the result's artefacts and its hosts' logs."""
+    """(name, file or None, note) for the result's artefacts (its hosts' logs among them,
+    by exact file: repro.harness.report.hostlogs) and the files of its own folder."""
     found: list[tuple[str, Path | None, str]] = []
     for name, value in r.artefacts.items():
         p = Path(value)
@@ -77,12 +78,6 @@ def _artefact_links(r: IncidentResult, run_dir: Path) -> list[tuple[str, Path | 
     if history and Path(history).is_file():  # the result's own folder: captures, logs, ...
         found += [(f.name, f, "") for f in sorted(Path(history).parent.iterdir())
                   if f.is_file() and all(f != p for _, p, _ in found)]
-    hosts_dir = run_dir / "hosts"
-    if r.target and hosts_dir.is_dir():
-        prefix = r.target.rsplit("-", 1)[0]  # repro-<short>: the run's hosts
-        found += [(f.name, f, "") for f in sorted(hosts_dir.iterdir())
-                  if f.name.startswith(prefix) and f.is_file()
-                  and all(f != p for _, p, _ in found)]
     return found
 
 
@@ -142,11 +137,14 @@ def _section(r: IncidentResult, run_dir: Path, slug: str, test_error: str = "") 
     return "\n".join(out)
 
 
-def _test_section(row: Row, slug: str) -> str:
-    """A reproduction that recorded no result: what pytest said about it."""
+def _test_section(row: Row, slug: str, run_dir: Path) -> str:
+    """A reproduction that recorded no result: what pytest said about it, and the logs of
+    the hosts it had."""
     e = html.escape
     rec = row.record
     assert rec is not None
+    logs = [f'<li><a href="{_href(run_dir / name, run_dir)}">{e(Path(name).name)}</a></li>'
+            for name in rec.logs]
     return "\n".join([
         f'<section class="result" id="{slug}">',
         f"<h2>{e(row.incident)} — {e(rec.name)} "
@@ -154,6 +152,7 @@ def _test_section(row: Row, slug: str) -> str:
         "</span></h2>",
         f"<p>test <code>{e(rec.nodeid)}</code>: {e(rec.outcome)}"
         + (f": {e(rec.message)}" if rec.message else "") + f"; {rec.duration_s} s</p>",
+        *(["<h3>Host logs</h3><ul class=\"artefacts\">", *logs, "</ul>"] if logs else []),
         "</section>"])
 
 
@@ -174,7 +173,7 @@ def render(report: RunReport | list[IncidentResult], run_dir: Path, run_id: str 
             cells.append(f"<td{cls}>{e(str(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     sections = [_section(row.result, run_dir, s, row.error) if row.result
-                else _test_section(row, s)
+                else _test_section(row, s, run_dir)
                 for row, s in zip(rows, slugs, strict=True)]
     others = ["<h2>Other tests that failed</h2><ul>"
               + "".join(f"<li><code>{e(n)}</code></li>" for n in report.other_failures)

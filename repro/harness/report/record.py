@@ -56,6 +56,7 @@ class TestRecord:
     outcome: str = NOT_REACHED  # passed | failed | error | skipped | not reached
     message: str = ""           # one line: the failure, the error, or the skip reason
     duration_s: float = 0.0
+    logs: list[str] = field(default_factory=list)  # host logs no result took (run-relative)
 
     @property
     def name(self) -> str:

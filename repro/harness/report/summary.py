@@ -76,6 +76,8 @@ def _section(row: Row) -> list[str]:
     if rec and (rec.failed or rec.not_run):
         lines.append(f"- test `{rec.nodeid}`: {rec.outcome}" + (
             f": {rec.message}" if rec.message else ""))
+    if rec and not r:
+        lines.extend(f"- host log: `{name}`" for name in rec.logs)
     if r and r.figures:
         lines += ["", tabulate(sorted(r.figures.items()), headers=["figure", "value"],
                                tablefmt="github")]
