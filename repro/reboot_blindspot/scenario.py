@@ -41,9 +41,9 @@ from repro.harness.probes.kernel_log import KernelLogWatcher
 from repro.harness.report.results import IncidentResult
 from repro.harness.run import Run
 from repro.harness.services.prometheus import Job, prometheus_server
-from repro.reboot_blindspot import check, guest
-from repro.reboot_blindspot.check import TRIGGER
+from repro.reboot_blindspot import check, guest, observed
 from repro.reboot_blindspot.config import RebootBlindspotConfig
+from repro.reboot_blindspot.observed import TRIGGER
 
 INCIDENT = "reboot_blindspot"
 WATCH_INTERVAL_S = 0.5
@@ -69,7 +69,7 @@ def role_for(label: str) -> str:
 def run(run_ctx: Run, cfg: RebootBlindspotConfig, label: str, expect: Outcome = Outcome.PASS
         ) -> IncidentResult:
     role = role_for(label)
-    params = check.Params(host=run_ctx.name(role), alert=cfg.alert, max_alert_s=cfg.max_alert_s,
+    params = observed.Params(host=run_ctx.name(role), alert=cfg.alert, max_alert_s=cfg.max_alert_s,
                           quiet_s=cfg.quiet_s, evaluation_interval_s=cfg.evaluation_interval_s,
                           scrape_interval_s=cfg.scrape_interval_s)
     with envelope(run_ctx, INCIDENT, label, cfg.rules, "qemu", expect) as env, \
@@ -85,7 +85,7 @@ def run(run_ctx: Run, cfg: RebootBlindspotConfig, label: str, expect: Outcome = 
 
 
 def _monitored(run_ctx: Run, cfg: RebootBlindspotConfig, host: QemuHost, history: History,
-               params: check.Params, log: Path) -> Verdict:
+               params: observed.Params, log: Path) -> Verdict:
     job = Job("node", (f"{host.address}:{guest.PORT}",), (("host", host.name),))
     with prometheus_server(run_ctx.scratch, host.vm.role, [job], cfg.rules,
                            scrape_interval_s=cfg.scrape_interval_s,
@@ -143,13 +143,13 @@ def _panic_t(history: History, host: str) -> float:
     return t if t is not None else history.now()
 
 
-def _observed_enough(history: History, params: check.Params, panic_t: float) -> bool:
+def _observed_enough(history: History, params: observed.Params, panic_t: float) -> bool:
     """The alert is firing on the up-again node with its server gone and the reboot is
     confirmed (a new boot id and the console's banner), or the checker's deadline
     (`max_alert_s` after Prometheus scraped the new boot) has passed by a watcher round,
     or the node was not scraped again within REBOOT_WAIT_S of the panic."""
     events = history.events()
-    o = check.observe(events, params)
+    o = observed.observe(events, params)
     now = history.now()
     if o.back_t is None:
         return now > panic_t + REBOOT_WAIT_S
@@ -157,13 +157,13 @@ def _observed_enough(history: History, params: check.Params, panic_t: float) -> 
         return True
     judged = o.judged(params)
     return o.reboot is not None and o.console_boot is not None and any(
-        check.firing_at(o.alerts, e.t) for e in judged if e.t <= o.back_t + params.max_alert_s)
+        observed.firing_at(o.alerts, e.t) for e in judged if e.t <= o.back_t + params.max_alert_s)
 
 
-def _reboot_marks(history: History, params: check.Params) -> None:
+def _reboot_marks(history: History, params: observed.Params) -> None:
     """The reboot's milestones as marks of the `reboot` panel (drawing only: the checker
     reads the events they come from)."""
-    o = check.observe(history.events(), params)
+    o = observed.observe(history.events(), params)
     if o.panic_t is None:
         return
     mine = [e for e in history.events() if e.host == params.host and e.t > o.panic_t]
