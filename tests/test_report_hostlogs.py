@@ -208,3 +208,55 @@ def test_a_session_stores_each_results_log_under_it(pytester: pytest.Pytester,
     assert [list(t.values()) for t in texts] == [["log of the first"], ["log of the second"]]
     page = (reports / "latest" / "index.html").read_text()
     assert page.count("-target.log</a>") == 2  # each section links its own, once
+
+
+ON_DOCKER = '''
+import pytest
+from repro.harness.checks import Outcome, Verdict
+from repro.harness.envelope import envelope
+from repro.harness.hosts import open_hosts
+
+pytestmark = [pytest.mark.mtu, pytest.mark.docker]
+
+
+def scenario(run, label, marker):
+    with envelope(run, "mtu_wedge", label, "cfg", "docker") as env, \\
+            open_hosts("docker", run, ["target"]) as hosts:
+        env.target = hosts["target"].name
+        hosts["target"].run(f"echo {marker} > /proc/1/fd/1", timeout=30)
+        return env.result(Verdict(Outcome.PASS, ()))
+
+
+def test_configuration_under_test(repro_run, repro_results):
+    repro_results.record(scenario(repro_run, "under test", "marker-of-the-first"))
+
+
+def test_configuration_under_test_again(repro_run, repro_results):
+    repro_results.record(scenario(repro_run, "under test again", "marker-of-the-second"))
+'''
+
+
+@pytest.mark.docker
+def test_two_docker_hosts_of_one_name_keep_two_logs(pytester: pytest.Pytester,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real Docker hosts (the provider writes the container's log at teardown): the same
+    host name twice, each result's log is its own container's."""
+    from repro.harness import doctor
+    if not all(c.ok for c in doctor.run_checks([doctor.check_docker])):
+        pytest.skip("no Docker daemon here")
+    monkeypatch.setattr(cleanup, "reap", lambda all_runs: [])
+    folder = pytester.path / "repro" / "mtu_wedge"
+    folder.mkdir(parents=True)
+    (folder / "test_on_docker.py").write_text(ON_DOCKER)
+    reports = pytester.path / "reports"
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "--repro-reports", str(reports),
+                                 str(folder)).assert_outcomes(passed=2)
+    raw = json.loads((reports / "latest" / "results.json").read_text())
+    logs = [[Path(v) for k, v in r["artefacts"].items() if k.startswith(ARTEFACT_PREFIX)]
+            for r in raw["results"]]
+    assert [[p.name for p in mine] for mine in logs] == [[f"{r['target']}.log"]
+                                                         for r in raw["results"]]
+    first, second = (mine[0].read_text() for mine in logs)
+    assert "marker-of-the-first" in first and "marker-of-the-second" not in first
+    assert "marker-of-the-second" in second and "marker-of-the-first" not in second
+    assert not list((reports / "latest" / "hosts").glob("*.log"))  # nothing left unclaimed
