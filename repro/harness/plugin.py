@@ -153,6 +153,7 @@ class Session:
             self.owner = {"pid": os.getpid(), "start_ticks": start_ticks(os.getpid())}
             self.host_logs = HostLogs(self.run.reports)
             self._write()  # from now on the run's junit.xml says it has not finished
+            point_in_progress(self.reports_root, self.run)  # once: the newest started run
         return self.run
 
     def identity(self) -> tuple[str | None, str]:
@@ -210,8 +211,6 @@ class Session:
             shards.write_shard_json(out / "shard.json", self.logical_id, self.shard,
                                     self.run.run_id, self.shard_nodeids or list(self.tests),
                                     out)
-        if not self.finished:
-            point_in_progress(self.reports_root, self.run)
 
 
 SESSION_KEY = pytest.StashKey[Session]()

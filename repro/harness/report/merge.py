@@ -90,7 +90,9 @@ def merge(folders: list[Path], out: Path | None = None, reports: Path = Path("re
         if p.folder.resolve() != home.resolve():
             shutil.copytree(p.folder, home, dirs_exist_ok=True)
         merged.results += [_moved(r, p, home) for r in p.report.results]
-        merged.tests += p.report.tests
+        merged.tests += [dataclasses.replace(t, logs=[f"shards/{p.folder.name}/{x}"
+                                                      for x in t.logs])
+                         for t in p.report.tests]
         merged.other_failures += p.report.other_failures
         merged.finished = merged.finished and p.report.finished
         merged.abandoned = merged.abandoned or p.report.abandoned
