@@ -115,3 +115,20 @@ def test_a_reproduction_has_the_handlers_while_it_runs(pytester: pytest.Pytester
     got.assert_outcomes(passed=1)
     assert {s: signal.getsignal(s) for s in before} == before  # given back at the end
     assert not interrupts.installed()
+
+
+def scheduling(tmp_path: Path, *args: str) -> list[str]:
+    """pytest-xdist's "scheduling tests via ..." line of a plain session with -n 2."""
+    got = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v",
+                          "-n", "2", "test_two.py", *args], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=RUN_TIMEOUT_S, check=False)
+    return [line for line in got.stdout.splitlines() if "scheduling tests via" in line]
+
+
+def test_a_plain_session_keeps_xdists_distribution(tmp_path: Path) -> None:
+    pytest.importorskip("xdist")
+    (tmp_path / "test_two.py").write_text("def test_a():\n    pass\n\n\n"
+                                          "def test_b():\n    pass\n")
+    without = scheduling(tmp_path, "-p", "no:repro")
+    assert without == ["scheduling tests via LoadScheduling"], without
+    assert scheduling(tmp_path) == without

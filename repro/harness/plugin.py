@@ -32,7 +32,9 @@ KeyboardInterrupt, raised in the harness's own code and never inside a library c
 (repro.harness.interrupts), so that every `finally` (heal, host removal) runs and no
 library is left holding a lock; faults still injected are healed once more at exit. A
 session that runs no reproduction and starts no Run keeps its signal handlers as they
-were, and SIGALRM is never taken (pytest-timeout's signal method, a test's own alarm).
+were, and SIGALRM is never taken (pytest-timeout's signal method, a test's own alarm);
+pytest-xdist's distribution is changed (repro.harness.xdist) only when what pytest was
+asked to collect may hold reproductions (`may_hold_reproductions`).
 From the Run's start its reports/<run id>/ holds results.json, summary.md and junit.xml
 (an error case "run did not finish" until the end rewrites them) and reports/in-progress
 points at it; a dead run's unfinished report is marked abandoned by the next session
@@ -264,8 +266,10 @@ def pytest_configure(config: pytest.Config) -> None:
             get_provider(settings.provider, key="--repro-provider")
         session = Session(settings, reports_root(config.getoption("--repro-reports")))
         shards.configure(session, config)
-        xdist.configure(session, config)
-        xdist.dist_by_module(config)
+        if any(may_hold_reproductions(Path(str(arg).split("::", 1)[0]))
+               for arg in config.args):  # else pytest-xdist is left as it is (module doc)
+            xdist.configure(session, config)
+            xdist.dist_by_module(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
@@ -328,6 +332,17 @@ def _folders() -> dict[Path, str]:
     """incident folder -> incident name, of every registered incident (found once)."""
     return {s.folder.resolve(): s.name for s in incidents.INCIDENTS.values()
             if s.folder is not None}
+
+
+def may_hold_reproductions(path: Path) -> bool:
+    """Whether pytest collecting `path` may find reproductions: it lies in an incident's
+    folder (a registered one, or a folder repro/<name>/), or holds one."""
+    path = path.resolve()
+    own = _folders()
+    if any(path == f or f in path.parents or path in f.parents for f in own):
+        return True
+    return path.name == "repro" or (path / "repro").is_dir() or \
+        any(p.parent.name == "repro" for p in (path, *path.parents))
 
 
 def incident_of(item: pytest.Item) -> str | None:
