@@ -4,9 +4,10 @@ The variant (fixtures/mtu_wedge/variants/sshd_pause.sh, written out with its TRI
 is the fixed host init plus a watcher on the target that stops every sshd process for
 12 s, once: at the flood's logins, or once its data flows. Both passed under the rule of
 0cad658 and must fail on Docker and on QEMU: at the logins by the heartbeat's ssh leg
-(12 s frozen, limit 5 x max_gap_s = 10 s), in the flow by the ssh leg and by the flood's
-own counters (no stream moving, limit 2 x max_gap_s = 4 s). Never as "dropped off
-the network": TCP answers throughout.
+(12 s frozen, limit 5 x max_gap_s = 10 s), in the flow by the ssh leg and, on Docker,
+by the flood's own counters (no stream moving, limit 2 x max_gap_s = 4 s; a paced TCG
+guest's streams do not fill their slack within the pause). Never as "dropped off the
+network": TCP answers throughout.
 
 Docker runs in the default suite (about 25 s and 50 s: the logins wait out the pause).
 QEMU runs take 2-4 minutes each on this machine, more than the incident's budget in the
@@ -53,6 +54,6 @@ def test_sshd_paused_for_12_s_fails(provider: str, trigger: str, run: Run, tmp_p
     v = result.verdict
     assert v.outcome is Outcome.FAIL, v.describe()
     assert any(FREEZE in r for r in v.reasons), v.describe()
-    if trigger == "flow":
+    if trigger == "flow" and provider == "docker":  # tests/test_mtu_wedge_recorded.py: SLACK
         assert any(STALL in r for r in v.reasons), v.describe()
     assert not any("dropped off the network" in r for r in v.reasons), v.describe()
