@@ -16,7 +16,11 @@ Both observers measure the host, not the flood, because the flood is scaled to
 the backend (the scenario paces each stream on a TCG guest, whose CPU 20 unpaced
 streams would take): a fixed host's sessions answer within the heartbeat's
 timeout throughout, and a frozen one fails whether it froze at the logins or once
-data flowed. A freeze or a stall inside a network gap over the limit is that gap.
+data flowed. The flood's counters lag the host by each stream's slack (an SSH
+channel window of 2 MB, socket buffers, the pipe): milliseconds on Docker, where a
+frozen sshd stands the flood still; longer than a 12 s freeze at a paced guest's
+0.1-0.25 MB/s per stream, where the ssh leg judges such a freeze alone. A freeze
+or a stall inside a network gap over the limit is that gap.
 
 Inconclusive when the observer itself was starved for longer than `max_gap_s`
 (no sample at all: a gap that long could have gone unseen), when the ssh leg was
