@@ -236,21 +236,24 @@ def test_configuration_under_test_again(repro_run, repro_results):
 '''
 
 
+NO_REAPING = '''
+from repro.harness import cleanup
+cleanup.reap = lambda all_runs: []  # a unit test: no other run's leftovers reaped
+'''
+
+
 @pytest.mark.docker
-def test_two_docker_hosts_of_one_name_keep_two_logs(pytester: pytest.Pytester,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_docker_hosts_of_one_name_keep_two_logs(pytester: pytest.Pytester) -> None:
     """Real Docker hosts (the provider writes the container's log at teardown): the same
-    host name twice, each result's log is its own container's."""
-    from repro.harness import doctor
-    if not all(c.ok for c in doctor.run_checks([doctor.check_docker])):
-        pytest.skip("no Docker daemon here")
-    monkeypatch.setattr(cleanup, "reap", lambda all_runs: [])
+    host name twice, each result's log is its own container's. In a process of its own:
+    the Docker SDK does not survive pytester's in-process sessions' module snapshots."""
     folder = pytester.path / "repro" / "mtu_wedge"
     folder.mkdir(parents=True)
     (folder / "test_on_docker.py").write_text(ON_DOCKER)
+    (pytester.path / "conftest.py").write_text(NO_REAPING)
     reports = pytester.path / "reports"
-    pytester.runpytest_inprocess("-p", "no:cacheprovider", "--repro-reports", str(reports),
-                                 str(folder)).assert_outcomes(passed=2)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--repro-reports", str(reports),
+                                  str(folder), timeout=300).assert_outcomes(passed=2)
     raw = json.loads((reports / "latest" / "results.json").read_text())
     logs = [[Path(v) for k, v in r["artefacts"].items() if k.startswith(ARTEFACT_PREFIX)]
             for r in raw["results"]]
