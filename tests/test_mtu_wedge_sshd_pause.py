@@ -10,7 +10,7 @@ guest's streams do not fill their slack within the pause). Never as "dropped off
 network": TCP answers throughout.
 
 Docker runs in the default suite (about 25 s and 50 s: the logins wait out the pause).
-QEMU runs take 2-4 minutes each on this machine, more than the incident's budget in the
+QEMU runs took 2-6 minutes each on this machine, more than the incident's budget in the
 default suite, so they run under `--repro-profile full`; the default suite judges the
 histories they recorded (tests/test_mtu_wedge_recorded.py).
 """
@@ -46,7 +46,7 @@ def paused_init(tmp_path: Path, trigger: str) -> Path:
 def test_sshd_paused_for_12_s_fails(provider: str, trigger: str, run: Run, tmp_path: Path,
                                     request: pytest.FixtureRequest) -> None:
     if provider == "qemu" and request.config.getoption("--repro-profile") != "full":
-        pytest.skip("QEMU sshd-pause runs (2-4 min each) run under --repro-profile full; "
+        pytest.skip("QEMU sshd-pause runs (2-6 min each here) run under --repro-profile full; "
                     "their recorded histories are judged in tests/test_mtu_wedge_recorded.py")
     cfg = MtuWedgeConfig(host_init=paused_init(tmp_path, trigger), provider=provider)
     result = scenario.run(run, cfg, f"sshd paused at the {trigger} on {provider}",
