@@ -132,3 +132,21 @@ def test_a_plain_session_keeps_xdists_distribution(tmp_path: Path) -> None:
     without = scheduling(tmp_path, "-p", "no:repro")
     assert without == ["scheduling tests via LoadScheduling"], without
     assert scheduling(tmp_path) == without
+
+
+def test_a_session_inside_another_leaves_the_outer_ones_handlers(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cleanup, "reap", lambda all_runs: [])
+    folder = pytester.path / "repro" / "mtu_wedge"
+    folder.mkdir(parents=True)
+    (folder / "test_fake.py").write_text(REPRODUCTION)
+    assert interrupts.install()  # as an outer session that started a Run
+    try:
+        got = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--repro-reports",
+                                           str(pytester.path / "reports"), str(folder))
+        got.assert_outcomes(passed=1)
+        assert interrupts.installed()
+        assert signal.getsignal(signal.SIGINT) is interrupts._on_signal
+    finally:
+        interrupts.uninstall()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

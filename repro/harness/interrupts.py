@@ -64,14 +64,16 @@ class _State:
 _STATE = _State()
 
 
-def install() -> None:
-    """Route SIGINT, SIGTERM and SIGHUP through the handler, keeping the handlers they had
-    (again: nothing changes). Only from the main thread (signal.signal's rule)."""
+def install() -> bool:
+    """Route SIGINT, SIGTERM and SIGHUP through the handler, keeping the handlers they had;
+    True when this call installed it (already installed, or not the main thread, where
+    signal.signal must be called: False, nothing changes). Whoever installed uninstalls."""
     if _STATE.previous or threading.current_thread() is not threading.main_thread():
-        return
+        return False
     _STATE.grace = _STATE.grace or _Grace()
     for sig in SIGNALS:
         _STATE.previous[sig] = signal.signal(sig, _on_signal)
+    return True
 
 
 def uninstall() -> None:

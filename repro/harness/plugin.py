@@ -140,6 +140,7 @@ class Session:
     provenance: dict[str, Any] = field(default_factory=dict)  # of the run, once it starts
     owner: dict[str, Any] = field(default_factory=dict)  # this process (report.lifecycle)
     host_logs: HostLogs | None = None  # claims the run's host logs (report.hostlogs)
+    handlers: bool = False  # this session installed the interrupt handlers (gives them back)
 
     def __repr__(self) -> str:  # short: pytest prints it in every failing test's traceback
         return (f"Session(run={self.run.run_id if self.run else None}, "
@@ -147,7 +148,7 @@ class Session:
 
     def ensure_run(self) -> Run:
         if self.run is None:
-            interrupts.install()  # a run's hosts and faults are coming: see the module doc
+            self.take_signals()  # a run's hosts and faults are coming: see the module doc
             mark_abandoned(self.reports_root)
             cleanup.reap(all_runs=False)
             self.run = start_run(self.reports_root, *self.identity())
@@ -157,6 +158,10 @@ class Session:
             self._write()  # from now on the run's junit.xml says it has not finished
             point_in_progress(self.reports_root, self.run)  # once: the newest started run
         return self.run
+
+    def take_signals(self) -> None:
+        """Install the interrupt handlers (repro.harness.interrupts) unless they are."""
+        self.handlers = interrupts.install() or self.handlers
 
     def identity(self) -> tuple[str | None, str]:
         """(physical run id, report folder name) of a run with --repro-run-id / --repro-shard;
@@ -400,7 +405,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
                             ) -> Generator[None, object, object]:
     state = item.config.stash.get(SESSION_KEY, None)
     if state is not None and incident_of(item):
-        interrupts.install()  # the first reproduction's start (again: nothing changes)
+        state.take_signals()  # the first reproduction's start (again: nothing changes)
     if state is not None:
         state.current = _own_id(item.nodeid)
         incident = incident_of(item) if state.distributed else None
@@ -506,7 +511,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     interrupts.watch_exit()  # everything is torn down and written: only exit is left
-    interrupts.uninstall()   # the signals are the process's own again
+    state = config.stash.get(SESSION_KEY, None)
+    if state is not None and state.handlers:  # (a session run inside another keeps its)
+        interrupts.uninstall()  # the signals are the process's own again
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
