@@ -193,8 +193,8 @@ class Session:
 
     def record(self, result: IncidentResult) -> None:
         result.test = result.test or self.current
-        if self.host_logs is not None:  # its hosts' logs, moved under it and listed
-            self.host_logs.on_record(result)
+        if self.host_logs is not None and result.test in self.tests:  # a reproduction
+            self.host_logs.on_record(result)  # its hosts' logs, moved under it and listed
         self.results.append(result)
         if self.run:
             self._write()
@@ -421,8 +421,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
 
 def _claim_logs(state: Session, nodeid: str) -> None:
     """The test is torn down: host logs written since its results were recorded."""
-    if state.host_logs is None or state.run is None or nodeid not in state.tests:
-        return  # only reproductions claim (a test outside them may hold hosts for longer)
+    if state.host_logs is None or state.run is None:
+        return
+    if nodeid not in state.tests:  # only reproductions claim (a test outside them may hold
+        state.host_logs.waiting.clear()  # hosts for longer, their logs still written)
+        return
     logs = state.host_logs.on_test_end(nodeid)
     if logs:
         rec = state.tests.get(nodeid)
