@@ -30,7 +30,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,22 +228,28 @@ def _follow_all(watches: list[_Watch]) -> None:
     so an interrupt is raised in the harness's code (repro.harness.interrupts), and tells
     the threads to stop however it leaves."""
     stop = threading.Event()
+    installs = {w.step.host.name: threading.Lock() for w in watches}
     with ThreadPoolExecutor(max_workers=len(watches), thread_name_prefix="repro-watch") as pool:
-        futures = [pool.submit(_follow, w, stop) for w in watches]
+        futures = [pool.submit(_follow, w, stop, installs[w.step.host.name]) for w in watches]
         try:
-            while wait(futures, timeout=POLL_S).not_done:
-                pass
+            while True:  # until all ended, or one failed (then the others are told to stop)
+                done, pending = wait(futures, timeout=POLL_S, return_when=FIRST_EXCEPTION)
+                if not pending or any(f.exception() for f in done):
+                    break
         finally:
             stop.set()
     for f in futures:
         f.result()  # a thread's error is the run's
 
 
-def _follow(w: _Watch, stop: threading.Event) -> None:
+def _follow(w: _Watch, stop: threading.Event, install: threading.Lock) -> None:
     """Start one run and watch it to its end. A run to be cancelled is left alone until its
     cancel is due (its early end, if any, is seen then, timed on the host): no status
-    call of its own can delay the cancel."""
-    w.step.start()
+    call of its own can delay the cancel. Starts on one host take turns (`install`): the
+    runs of a host share the agent's file, and two uploads of it at once collided on an
+    ssh host (its `.part` file moved away by the other)."""
+    with install:
+        w.step.start()
     w.started = w.item.history.now()
     w.item.history.append("op", w.step.host.name, name="checkout", run=w.run, phase="start")
     if w.cancel_at is not None:
