@@ -76,6 +76,9 @@ step_venv() {
     if stamp_ok venv "$want" && [ -x .venv/bin/python ]; then return; fi
     say "making the Python environment in .venv (log: .cache/logs/pip.log)"
     [ -x .venv/bin/python ] || "$(pick_python)" -m venv .venv
+    # the distribution was called "repro" before 0.1.0's rename to pytest-repro: two
+    # installs would register the pytest plugin twice
+    .venv/bin/pip uninstall -q -y repro >>"$CACHE/logs/pip.log" 2>&1 || true
     timeout 900 .venv/bin/pip install -q -e '.[dev]' >>"$CACHE/logs/pip.log" 2>&1 \
         || die "pip install failed; see .cache/logs/pip.log"
     stamp_set venv "$want"

@@ -73,7 +73,7 @@ def build_wheel(tmp: Path) -> Path:
         shutil.copy(ROOT / name, src / name)
     ok(run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index",
             "--no-build-isolation", "-w", str(tmp / "dist"), str(src)], tmp))
-    (wheel,) = (tmp / "dist").glob("repro-*.whl")
+    (wheel,) = (tmp / "dist").glob("pytest_repro-*.whl")
     return wheel
 
 

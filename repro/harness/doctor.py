@@ -170,14 +170,19 @@ def check_mongod() -> Check:
     path = shutil.which("mongod")
     if not path:
         return Check("mongod", False, "not installed (Debian ships no MongoDB server)",
-                     "install MongoDB's own package, or set [mongo_index_lock] db to a "
-                     "mongodb:// URI", backend="mongodb")
+                     "printf '[mongo_index_lock]\\ndb = \"mongodb://HOST:27017\"\\n' "
+                     "> mongo.toml && repro run mongo_index_lock --config mongo.toml",
+                     backend="mongodb")
     code, out = _cmd([path, "--version"])
     return Check("mongod", code == 0, out.splitlines()[0] if out else path, backend="mongodb")
 
 
 def check_aws() -> list[Check]:
     """Credentials from the environment/config files only: no metadata service, no API call."""
+    from repro.harness.extras import have
+    if not have("botocore"):
+        return [Check("AWS credentials", False, "boto3 is not installed (the 'ec2' extra)",
+                      "pip install 'pytest-repro[ec2]'", backend="ec2")]
     import botocore.session
 
     from repro.harness.hosts.ec2 import Ec2Settings, resolve_region

@@ -47,17 +47,35 @@ def _out(argv: list[str], cwd: Path | None = None) -> str:
     return res.stdout.strip() if res.returncode == 0 else ""
 
 
+DISTRIBUTION = "pytest-repro"  # the name on PyPI; the command and import package are `repro`
+
+
 def harness_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("repro")
-    except PackageNotFoundError:
-        return "unknown"
+    """The package's version: one source, `repro.__version__` (pyproject reads it too)."""
+    import repro
+    return repro.__version__
+
+
+def version_line() -> str:
+    """`repro --version`: the version, and the harness commit when run from a checkout."""
+    commit, dirty = checkout_commit()
+    where = f", commit {commit[:12]}{' (changed)' if dirty else ''}" if commit else ""
+    return f"repro {harness_version()} ({DISTRIBUTION}{where})"
+
+
+def checkout_commit() -> tuple[str, bool]:
+    """(the harness's commit, whether its tracked files changed) when it runs from a git
+    checkout of its own; ("", False) when installed from a wheel (site-packages may sit
+    inside somebody else's repository: only a .git beside the package counts)."""
+    if not (PACKAGE_ROOT / ".git").exists():
+        return "", False
+    commit = _out(["git", "rev-parse", "HEAD"], PACKAGE_ROOT)
+    dirty = bool(_out(["git", "status", "--porcelain", "--untracked-files=no"], PACKAGE_ROOT))
+    return commit, dirty
 
 
 def of_run() -> dict[str, Any]:
-    commit = _out(["git", "rev-parse", "HEAD"], PACKAGE_ROOT)
-    dirty = bool(_out(["git", "status", "--porcelain", "--untracked-files=no"], PACKAGE_ROOT))
+    commit, dirty = checkout_commit()
     return {"harness_version": harness_version(), "commit": commit or "not a git checkout",
             "checkout_changed": dirty if commit else None, "python": sys.version.split()[0],
             "runner_kernel": platform.release(), "docker_image": _docker_image(),

@@ -71,7 +71,8 @@ def region(given: str | None = None, env: Mapping[str, str] = os.environ) -> str
 
 
 def client(service: str, region_name: str, *, transfer: bool = False) -> Any:
-    import boto3
+    from repro.harness.extras import need
+    boto3 = need("boto3")
     from botocore.config import Config
     session = boto3.session.Session(region_name=region_name)
     if session.get_credentials() is None:

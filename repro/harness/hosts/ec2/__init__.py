@@ -135,7 +135,8 @@ def _parse_setting(name: str, raw: str) -> Any:
 
 
 def client(settings: Ec2Settings) -> Any:
-    import boto3
+    from repro.harness.extras import need
+    boto3 = need("boto3")
     from botocore.config import Config
     cfg = Config(region_name=settings.region, connect_timeout=10, read_timeout=30,
                  retries={"max_attempts": 4, "mode": "standard"})

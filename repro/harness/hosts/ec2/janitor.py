@@ -70,6 +70,11 @@ def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
     region, source = resolve_region()
     if not region:
         return []  # EC2 not in use here: never call AWS
+    from repro.harness.extras import have
+    if not have("boto3"):
+        print(f"repro: EC2 instances in {region} (from {source}) not checked: boto3 is not "
+              "installed (pip install 'pytest-repro[ec2]')", file=sys.stderr)
+        return []
     from botocore.exceptions import BotoCoreError, ClientError
     try:
         return _reap_region(client(Ec2Settings(region=region)), all_runs, live_run_ids)

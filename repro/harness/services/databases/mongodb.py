@@ -90,6 +90,8 @@ def available(spec: str = "mongodb") -> bool:
 
 def client(url: str, *, timeout_ms: int = 10000) -> Any:
     """A MongoClient whose every wait is bounded (selection, connect, socket)."""
+    from repro.harness.extras import need
+    need("pymongo")
     from pymongo import MongoClient
 
     return MongoClient(url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
