@@ -30,6 +30,9 @@ def repro(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     ((), "the following arguments are required: command"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
     (("run", "no_such_incident"), "unknown incident no_such_incident; known: "),
+    (("run", "mtu"), "unknown incident mtu (mtu is the marker of mtu_wedge: repro run mtu_wedge)"),
+    (("cleanup", "--", "-q"), "only repro run passes arguments to pytest (after --)"),
+    (("merge", "/nonexistent"), "/nonexistent does not exist"),
     (("run", "--config", "/nonexistent/my.toml"), "configuration file not found"),
     (("run", "--profile", "huge"), "invalid choice: 'huge'"),
     (("report", "no-such-run"), "no report at"),
@@ -117,3 +120,57 @@ def test_report_prints_the_summary_and_writes_the_page(tmp_path: Path,
     assert capsys.readouterr().out.strip() == str(page)
     assert "All 1 results as expected" in page.read_text()
     assert json.loads((run_dir / "results.json").read_text())["run_id"] == run_dir.name
+
+
+def test_version_names_the_distribution_and_the_checkout_commit() -> None:
+    import repro as package
+    res = repro("--version")
+    assert res.returncode == 0, res
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, text=True,
+                            capture_output=True, timeout=30, check=True).stdout.strip()
+    assert res.stdout.startswith(f"repro {package.__version__} (pytest-repro, commit {commit}")
+
+
+@pytest.mark.parametrize("command", ["run", "merge", "report", "gate", "cleanup", "doctor",
+                                     "list", "new"])
+def test_every_help_lists_the_exit_codes_and_every_option_has_help(command: str) -> None:
+    res = repro(command, "--help")
+    assert res.returncode == 0, res
+    text = " ".join(res.stdout.split())
+    assert "Exit codes: 0" in text and "2 bad input or a missing prerequisite" in text, text
+    options = [line.split()[0] for line in res.stdout.splitlines()
+               if line.startswith("  --") and len(line.split()) == 1]
+    assert not options, f"options with no help: {options}"  # a help text starts on its line
+
+
+def test_batch_alone_prints_its_own_usage() -> None:
+    res = repro("batch")
+    assert res.returncode == 2
+    assert res.stderr.startswith("usage: repro batch") and "batch_command" not in res.stderr
+
+
+def test_run_passes_the_arguments_after_dashes_to_pytest(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(pytest, "main", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["run", "single_branch", "--", "-q", "-x"]) == 0
+    (argv,) = seen
+    assert argv[-2:] == ["-q", "-x"] and "single_branch" in " ".join(argv)
+
+
+def test_an_empty_shard_exits_0_and_says_so(tmp_path: Path) -> None:
+    # one incident never splits: its pair is shard 1's, and shard 2 of 2 has nothing
+    res = repro("run", "single_branch", "--shard", "2/2", "--run-id", "emptyshard",
+                "--reports", str(tmp_path))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "shard 2/2 was empty" in res.stdout
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from repro.harness.errors import PrerequisiteError
+    from repro.harness.extras import have, need
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if the ec2 extra were not installed
+    with pytest.raises(PrerequisiteError, match=r"boto3 is not installed \(the 'ec2' extra\)"
+                       r".*pip install 'pytest-repro\[ec2\]'"):
+        need("boto3")
+    assert not have("boto3") and have("tabulate")

@@ -50,6 +50,9 @@ from repro.harness.errors import ConfigError, PrerequisiteError, ReproError
 from repro.harness.report import lifecycle
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_CODES = ("Exit codes: 0 every reproduction as expected (or nothing to do), 1 a "
+              "reproduction failed or the gate blocked, 2 bad input or a missing "
+              "prerequisite (one line on stderr), 130 interrupted")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +62,7 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("epilog", EXIT_CODES)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:  # one line, exit 2
@@ -113,9 +117,23 @@ def _run_id(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+class _Version(argparse.Action):
+    """`repro --version`: the package's version, and the harness commit from a checkout
+    (computed only when asked: a git call per invocation would slow every command)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from repro.harness import provenance
+        print(provenance.version_line())
+        raise SystemExit(EXIT_OK)
+
+
 def _parser() -> argparse.ArgumentParser:
     reports = Path.cwd() / "reports"  # the working directory's, wherever repro is installed
     p = _Parser(prog="repro", description="Postmortems as reproductions.")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="incidents, markers and the backends each can use here")
     new = sub.add_parser("new", help="write a working skeleton incident")
@@ -123,12 +141,21 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--marker", help="its pytest marker (default: NAME)")
     new.add_argument("--into", type=Path, metavar="DIR",
                      help="a team's own package folder (default: this checkout's repro/)")
-    run = sub.add_parser("run", help="run reproductions (pytest underneath)")
-    run.add_argument("incidents", nargs="*", metavar="INCIDENT")
-    run.add_argument("--config", type=Path)
-    run.add_argument("--provider")
-    run.add_argument("--profile", choices=("ci", "full"), default="ci")
-    run.add_argument("--reports", type=_folder, default=reports)
+    run = sub.add_parser("run", help="run reproductions (pytest underneath)",
+                         usage="repro run [INCIDENT ...] [options] [-- PYTEST_ARGS ...]",
+                         epilog="After --, arguments go to pytest as they are (e.g. -- -q -x "
+                                "-k prefix). " + EXIT_CODES)
+    run.add_argument("incidents", nargs="*", metavar="INCIDENT",
+                     help="incident names (repro list); none: every incident")
+    run.add_argument("--config", type=Path, metavar="FILE",
+                     help="the configurations under test (TOML; default fixtures/default.toml)")
+    run.add_argument("--provider", metavar="NAME[:IMAGE]",
+                     help="the host backend: docker, qemu, ec2, ssh, with an image for docker, "
+                          "qemu or ec2 (default: each incident's own)")
+    run.add_argument("--profile", choices=("ci", "full"), default="ci",
+                     help="ci: scaled to a 2-core runner (default); full: the postmortems' scale")
+    run.add_argument("--reports", type=_folder, default=reports, metavar="DIR",
+                     help="where run reports go (default: ./reports)")
     run.add_argument("--run-id", type=_run_id, metavar="RUNID",
                      help="the logical run (shared by its shards); report: <reports>/RUNID")
     run.add_argument("--shard", type=_shard, metavar="I/N",
@@ -141,22 +168,31 @@ def _parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="combine the shard reports of one run into one")
     merge.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR")
     merge.add_argument("--out", type=_folder, help="default: <reports>/RUNID")
-    merge.add_argument("--reports", type=_folder, default=reports)
+    merge.add_argument("--reports", type=_folder, default=reports, metavar="DIR",
+                       help="where run reports are (default: ./reports)")
     sub.add_parser("doctor", help="check every prerequisite and say how to fix it")
     clean = sub.add_parser("cleanup", help="remove every object the harness left on this machine")
     clean.add_argument("--all", action="store_true", dest="include_live",
                        help="also remove the objects of runs still in progress")
     rep = sub.add_parser("report", help="print a run's summary")
-    rep.add_argument("run", nargs="?", default="latest")
+    rep.add_argument("run", nargs="?", default="latest", metavar="RUN",
+                     help="a run id under --reports, or a run's folder (default: latest)")
     rep.add_argument("--html", action="store_true", help="(re)write the run's index.html")
-    rep.add_argument("--reports", type=_folder, default=reports)
+    rep.add_argument("--reports", type=_folder, default=reports, metavar="DIR",
+                     help="where run reports are (default: ./reports)")
     gate = sub.add_parser("gate", help="block a candidate image that brings an incident back")
-    gate.add_argument("--baseline", required=True, metavar="IMAGE")
-    gate.add_argument("--candidate", required=True, metavar="IMAGE")
-    gate.add_argument("--incidents", nargs="+", default=[], metavar="INCIDENT")
-    gate.add_argument("--config", type=Path, help="default: fixtures/default.toml (fixed)")
-    gate.add_argument("--profile", choices=("ci", "full"), default="ci")
-    gate.add_argument("--reports", type=_folder, default=reports)
+    gate.add_argument("--baseline", required=True, metavar="IMAGE",
+                      help="the image in use: docker:NAME, qemu:DIR or ec2:ami-...")
+    gate.add_argument("--candidate", required=True, metavar="IMAGE",
+                      help="the image to release, in the same form")
+    gate.add_argument("--incidents", nargs="+", default=[], metavar="INCIDENT",
+                      help="default: every incident that can run on the images' backend")
+    gate.add_argument("--config", type=Path, metavar="FILE",
+                      help="default: fixtures/default.toml (fixed)")
+    gate.add_argument("--profile", choices=("ci", "full"), default="ci",
+                      help="ci (default) or full, as for repro run")
+    gate.add_argument("--reports", type=_folder, default=reports, metavar="DIR",
+                      help="where the gate's report goes (default: ./reports)")
     gate.add_argument("--junit", type=_file_to_write, help="also copy the gate's junit.xml here")
     gate.add_argument("--timeout-min", type=_minutes, default=60.0,
                       help="per side (default 60)")
@@ -168,9 +204,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_incidents(names: list[str]) -> None:
     unknown = [n for n in names if n not in incidents.INCIDENTS]
-    if unknown:
-        raise ConfigError(f"unknown incident {', '.join(unknown)}; known: "
-                         f"{', '.join(incidents.INCIDENTS)}")
+    if not unknown:
+        return
+    by_marker = {i.marker: i.name for i in incidents.INCIDENTS.values() if i.marker != i.name}
+    hints = [f"{n} is the marker of {by_marker[n]}" for n in unknown if n in by_marker]
+    raise ConfigError(f"unknown incident {', '.join(unknown)}"
+                      + (f" ({'; '.join(hints)}: repro run "
+                         f"{' '.join(by_marker[n] for n in unknown if n in by_marker)})"
+                         if hints else "")
+                      + f"; known: {', '.join(incidents.INCIDENTS)}")
 
 
 def _check_config(path: Path | None, profile: str) -> None:
@@ -273,7 +315,10 @@ def _run(args: argparse.Namespace) -> int:
     for flag, value in (("--repro-run-id", args.run_id), ("--repro-shard", args.shard),
                         ("--repro-durations", args.durations)):
         argv += [flag, str(value)] if value else []
-    code = int(pytest.main(argv))
+    code = int(pytest.main([*argv, *args.pytest_args]))
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED and args.shard:
+        print(f"repro run: shard {args.shard} was empty (more shards than incidents to share)")
+        return EXIT_OK
     return {0: EXIT_OK, 1: EXIT_FAILED}.get(code, EXIT_USAGE if code in (3, 4) else EXIT_FAILED)
 
 
@@ -404,8 +449,22 @@ def _mark_abandoned(reports: Path) -> None:
         print(f"repro: abandoned runs not marked: {exc}", file=sys.stderr)
 
 
+def _split_at_dashes(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(repro's own arguments, those after `--`, which `repro run` passes to pytest)."""
+    if "--" not in argv:
+        return argv, []
+    at = argv.index("--")
+    return argv[:at], argv[at + 1:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    own, pytest_args = _split_at_dashes(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
+    if pytest_args and args.command != "run":
+        parser.error(f"only repro run passes arguments to pytest (after --), not repro "
+                     f"{args.command}")
+    args.pytest_args = pytest_args
     _mark_abandoned(getattr(args, "reports", None) or Path.cwd() / "reports")
     commands = {"list": lambda: cmd_list(), "run": lambda: cmd_run(args),
                 "new": lambda: cmd_new(args),

@@ -81,7 +81,8 @@ def _job_id(text: str) -> str:
 def add_parser(sub: Any) -> None:
     """`repro batch` and its subcommands under the CLI's subparsers."""
     top = sub.add_parser("batch", help="the shards of one run as an AWS Batch array job")
-    cmds = top.add_subparsers(dest="batch_command", required=True)
+    cmds = top.add_subparsers(dest="batch_command", metavar="submit|status|collect")
+    top.set_defaults(batch_usage=top.format_usage)
     run_id, s3 = _checked(check_run_id, "run id"), _checked(S3Url.parse, "S3 URL")
     s = cmds.add_parser("submit", help="submit an array job of one child per shard")
     s.add_argument("--run-id", type=run_id, required=True, metavar="RUNID")
@@ -124,6 +125,10 @@ def add_parser(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.batch_command is None:  # `repro batch` alone: its own usage, not argparse's dest
+        print(args.batch_usage().rstrip(), file=sys.stderr)
+        print("repro batch: name a subcommand: submit, status or collect", file=sys.stderr)
+        return 2
     return {"submit": cmd_submit, "status": cmd_status, "collect": cmd_collect,
             "child": cmd_child}[args.batch_command](args)
 

@@ -57,6 +57,8 @@ class MergedReport(RunReport):
 
 def read_shard(folder: Path) -> ShardReport:
     meta_path = folder / "shard.json"
+    if not folder.exists():
+        raise ConfigError(f"{folder} does not exist")
     if not meta_path.is_file() or not (folder / "results.json").is_file():
         raise ConfigError(f"{folder} is not a shard's report (no shard.json and results.json)")
     try:
