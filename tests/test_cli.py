@@ -164,6 +164,10 @@ def test_an_empty_shard_exits_0_and_says_so(tmp_path: Path) -> None:
                 "--reports", str(tmp_path))
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "shard 2/2 was empty" in res.stdout
+    folder = tmp_path / "emptyshard.shard-2-of-2"  # written, so a merge does not call it missing
+    assert (folder / "shard.json").is_file()
+    session = json.loads((folder / "results.json").read_text())["session"]
+    assert session["exit_status"] == 0 and session["finished"], session
 
 
 def test_a_missing_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:

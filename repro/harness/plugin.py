@@ -474,16 +474,20 @@ def _note(state: Session, report: pytest.TestReport) -> None:
 
 def _settle(state: Session, exitstatus: int) -> None:
     """The session's end: its exit status, and what became of tests it never finished."""
-    state.exit_status, state.finished = int(exitstatus), True
+    empty_shard = (state.shard is not None and not state.tests
+                   and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED)
+    state.exit_status = 0 if empty_shard else int(exitstatus)  # nothing to do, done
+    state.finished = True
     for rec in state.tests.values():
         if rec.outcome == STARTED:
             rec.outcome = record.ERROR
             rec.message = f"interrupted while running (pytest exit status {int(exitstatus)})"
         elif rec.outcome == record.NOT_REACHED:
             rec.message = rec.message or "not reached: the session stopped before it"
-    if state.run is None and any(r.outcome != record.NOT_REACHED for r in state.tests.values()):
-        try:  # every reproduction was skipped before it needed hosts: report that too
-            state.run = start_run(state.reports_root)
+    skipped = any(r.outcome != record.NOT_REACHED for r in state.tests.values())
+    if state.run is None and (skipped or state.shard is not None):
+        try:  # every reproduction skipped before it needed hosts, or a shard with none
+            state.run = start_run(state.reports_root, *state.identity())
         except Exception as exc:
             print(f"repro: report not written: {type(exc).__name__}: {exc}")
 
