@@ -5,9 +5,9 @@
   branch's tip among them), then Hypothesis's search (fixed seed, `examples` budget);
 - the pre-fix fixture (`git clone --depth 1`, then reset) must be flagged on the
   canonical branch tip itself (the single-branch mechanism; an older commit fails
-  every depth-1 clone), and Hypothesis must have shrunk what it found: the shape it
-  reports is smaller than the first failing one it met and is none of the canonical
-  cases (they fail already: a reported one would show no shrinking).
+  every depth-1 clone); the shape Hypothesis reports and the first failing one it met
+  were both really run and failed, and the reported one is no larger (how far it shrank
+  is a figure: whether the search meets its minimum first is chance, not the incident).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from repro.harness.directions import both_directions
 from repro.harness.history import Event, load
 from repro.harness.report.results import IncidentResult
 from repro.single_branch import scenario
-from repro.single_branch.shapes import BRANCH_TIP, CANONICAL, Shape
+from repro.single_branch.shapes import BRANCH_TIP, Shape
 
 
 def _ops(result: IncidentResult, name: str) -> list[Event]:
@@ -48,7 +48,9 @@ def caught_by_the_single_branch_mechanism(result: IncidentResult, cfg: Any) -> N
     assert any("single-branch mechanism" in r for r in result.verdict.reasons)
     [minimal] = _ops(result, "minimal")
     first, shrunk = (Shape.from_fields(minimal.get(k)) for k in ("first_shape", "shape"))
-    assert shrunk.size < first.size and shrunk not in CANONICAL, (first, shrunk)
+    # how far Hypothesis shrank is a figure of the search, not a condition of the verdict
+    # (another seed or machine may meet the minimum first); shrinking never grows a shape
+    assert shrunk.size <= first.size, (first, shrunk)
     failing = {Shape.from_fields(e.get("shape")) for e in _ops(result, "checkout")
                if not _reached(e)}
     assert {first, shrunk} <= failing  # both were really run and really failed
