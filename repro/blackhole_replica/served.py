@@ -1,12 +1,13 @@
 """What each replica served the caller, read from the replica itself (its own counters).
 
-Model: per replica, a thread on the runner reads, every `interval_s`, how many scans of
-`repro_jobs` the server has run (`pg_stat_user_tables`: idx_scan + seq_scan). Only the
-caller reads `repro_jobs` (the node probe runs `SELECT 1`; this reader reads a view; the
-seeding's count ran before the caller started), so the count's rise is the caller's reads
-that this server executed: the replica's word, not the caller's. Each read is under a
-client-side deadline (services.databases.deadline): a frozen replica gives no sample,
-never a hung reader; a connection lost that way is made again on a later round.
+Model: per replica, a thread on the runner (probes.pg_nodes.PerNode) reads, every
+`interval_s`, how many scans of `repro_jobs` the server has run (`pg_stat_user_tables`:
+idx_scan + seq_scan). Only the caller reads `repro_jobs` (the node probe runs
+`SELECT 1`; this reader reads a view; the seeding's count ran before the caller
+started), so the count's rise is the caller's reads that this server executed: the
+replica's word, not the caller's. Each read is under a client-side deadline
+(services.databases.deadline): a frozen replica gives no sample, never a hung reader;
+a connection lost that way is made again on a later round.
 
 Each answered read appends a `series` event (host = the replica, panel "served",
 `reads` = the cumulative count). PostgreSQL backends publish their counters when they go
@@ -18,12 +19,10 @@ that had given up on it counts too (check.py's rule is built for both).
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from repro.harness.history import History
+from repro.harness.probes.pg_nodes import PerNode
 from repro.harness.services.databases.deadline import connect_within, query_within
 from repro.harness.services.databases.replicated import PgNode
 
@@ -33,38 +32,12 @@ READS = ("SELECT coalesce(sum(idx_scan), 0) + coalesce(sum(seq_scan), 0) "
 
 
 @dataclass
-class ServedReads:
-    history: History
-    nodes: Sequence[PgNode]
+class ServedReads(PerNode):
     interval_s: float = 0.25
-    timeout_s: float = 1.0
-    _stop: threading.Event = field(default_factory=threading.Event, init=False)
-    _threads: list[threading.Thread] = field(default_factory=list, init=False)
+    thread_name: ClassVar[str] = "pg-served"
 
-    def start(self) -> None:
-        for node in self.nodes:
-            t = threading.Thread(target=self._loop, args=(node,), daemon=True,
-                                 name=f"pg-served-{node.name}")
-            self._threads.append(t)
-            t.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(self.timeout_s * 3 + 1)
-
-    def _loop(self, node: PgNode) -> None:
-        conn: Any = None
-        try:
-            while not self._stop.is_set():
-                started = self.history.now()
-                conn = self._read(node, conn)
-                # the reader's cadence, not synchronisation
-                self._stop.wait(max(0.0, self.interval_s - (self.history.now() - started)))
-        finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
+    def _round(self, node: PgNode, conn: Any) -> Any:
+        return self._read(node, conn)
 
     def _read(self, node: PgNode, conn: Any) -> Any:
         t0 = self.history.now()

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from repro.harness.history import History
 from repro.harness.services.databases.deadline import connect_within, query_within
@@ -31,18 +31,23 @@ from repro.harness.services.databases.replicated import PgNode
 
 
 @dataclass
-class NodeProbe:
+class PerNode:
+    """A thread per node, each on its own cadence (`interval_s`): a round is
+    `_round(node, conn) -> conn`, the connection kept open across rounds (None: make it
+    again next round) and closed at the end. NodeProbe's and other per-node readers'."""
+
     history: History
     nodes: Sequence[PgNode]
     interval_s: float = 0.5
     timeout_s: float = 1.0
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
+    thread_name: ClassVar[str] = "pg-node"
 
     def start(self) -> None:
         for node in self.nodes:
             t = threading.Thread(target=self._loop, args=(node,), daemon=True,
-                                 name=f"pg-probe-{node.name}")
+                                 name=f"{self.thread_name}-{node.name}")
             self._threads.append(t)
             t.start()
 
@@ -56,14 +61,25 @@ class NodeProbe:
         try:
             while not self._stop.is_set():
                 began = time.monotonic()
-                self._tcp(node)
-                conn = self._query(node, conn)
-                # the probe's cadence: the next round one interval after this one began
+                conn = self._round(node, conn)
+                # the cadence: the next round one interval after this one began
                 self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - began)))
         finally:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.close()
+
+    def _round(self, node: PgNode, conn: Any) -> Any:
+        raise NotImplementedError
+
+
+@dataclass
+class NodeProbe(PerNode):
+    thread_name: ClassVar[str] = "pg-probe"
+
+    def _round(self, node: PgNode, conn: Any) -> Any:
+        self._tcp(node)
+        return self._query(node, conn)
 
     def _tcp(self, node: PgNode) -> None:
         t0 = self.history.now()
