@@ -31,7 +31,7 @@ def repro(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     (("frobnicate",), "invalid choice: 'frobnicate'"),
     (("run", "no_such_incident"), "unknown incident no_such_incident; known: "),
     (("run", "mtu"), "unknown incident mtu (mtu is the marker of mtu_wedge: repro run mtu_wedge)"),
-    (("cleanup", "--", "-q"), "only repro run passes arguments to pytest (after --)"),
+    (("cleanup", "--", "-q"), "unrecognized arguments: -- -q"),  # only run passes them on
     (("merge", "/nonexistent"), "/nonexistent does not exist"),
     (("run", "--config", "/nonexistent/my.toml"), "configuration file not found"),
     (("run", "--profile", "huge"), "invalid choice: 'huge'"),

@@ -450,20 +450,18 @@ def _mark_abandoned(reports: Path) -> None:
 
 
 def _split_at_dashes(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(repro's own arguments, those after `--`, which `repro run` passes to pytest)."""
-    if "--" not in argv:
+    """(repro's own arguments, those after `--`, which `repro run` passes to pytest).
+    Only `run`'s: `repro batch submit ... -- RUN_ARGS` keeps its `--` for its own parser."""
+    command = next((a for a in argv if not a.startswith("-")), "")
+    if command != "run" or "--" not in argv:
         return argv, []
     at = argv.index("--")
     return argv[:at], argv[at + 1:]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
     own, pytest_args = _split_at_dashes(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(own)
-    if pytest_args and args.command != "run":
-        parser.error(f"only repro run passes arguments to pytest (after --), not repro "
-                     f"{args.command}")
+    args = _parser().parse_args(own)
     args.pytest_args = pytest_args
     _mark_abandoned(getattr(args, "reports", None) or Path.cwd() / "reports")
     commands = {"list": lambda: cmd_list(), "run": lambda: cmd_run(args),
