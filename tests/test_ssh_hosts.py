@@ -348,7 +348,8 @@ def test_the_watchdog_restores_the_machine_once_the_lease_runs_out(
     (m.d / "watchdog.sh").write_text(ssh_remote.watchdog_script(str(m.d), 1))
     start_watchdog(m)
     deadline = time.monotonic() + 15
-    while not marker.exists() and time.monotonic() < deadline:
+    # restore.sh writes the marker, then removes the folder: wait for both, not the first
+    while (not marker.exists() or m.d.exists()) and time.monotonic() < deadline:
         time.sleep(0.1)  # condition poll: the watchdog's lease is 1 s
     assert marker.read_text() == "watchdog\n" and not m.d.exists()
 

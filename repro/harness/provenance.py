@@ -51,9 +51,14 @@ DISTRIBUTION = "pytest-repro"  # the name on PyPI; the command and import packag
 
 
 def harness_version() -> str:
-    """The package's version: one source, `repro.__version__` (pyproject reads it too)."""
-    import repro
-    return repro.__version__
+    """The installed distribution's version, whose one source is `repro.__version__`
+    (pyproject reads it at build). Not `import repro`: in a test session rooted elsewhere a
+    folder named repro/ can stand in for the package (a namespace package, no version)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def version_line() -> str:
