@@ -209,10 +209,29 @@ def leftover_instances() -> list[tuple[int, str]]:
     return found
 
 
+def _leads_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid and pid != os.getpgrp()
+    except ProcessLookupError:
+        return False
+
+
+def _any_alive(pids: list[int], groups: set[int]) -> bool:
+    """Whether one of `pids`, or any process of `groups`, is still alive (zombies are not)."""
+    if any(procs.pid_alive(pid) for pid in pids):
+        return True
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and procs.pid_alive(int(d.name)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(int(d.name)) in groups:
+                    return True
+    return False
+
+
 def _kill(pid: int) -> None:
     """SIGKILL the instance's process group if it leads one (its own session), else the pid."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        if os.getpgid(pid) == pid and pid != os.getpgrp():
+        if _leads_group(pid):
             os.killpg(pid, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
@@ -229,11 +248,12 @@ def reap(all_runs: bool, live_run_ids: set[str]) -> list[str]:
 
     live = set() if all_runs else live_run_ids | set(live_runs().values())
     doomed = [(pid, run) for pid, run in leftover_instances() if run not in live]
-    for pid, _ in doomed:
-        _kill(pid)
     pids = [pid for pid, _ in doomed]
-    with contextlib.suppress(TimeoutError):
-        procs.wait_for(lambda: not any(procs.pid_alive(pid) for pid in pids),
+    groups = {pid for pid in pids if _leads_group(pid)}  # read before the kill ends them
+    for pid in pids:
+        _kill(pid)
+    with contextlib.suppress(TimeoutError):  # the groups' unmarked children too: a SIGKILL
+        procs.wait_for(lambda: not _any_alive(pids, groups),  # lands when they next run
                        timeout=REAP_WAIT_S, what="storm instances gone")
     return [f"storm instance pid {pid} of run {run}: "
             f"{'killed' if not procs.pid_alive(pid) else 'would not die'}"
