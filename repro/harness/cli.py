@@ -130,6 +130,12 @@ class _Version(argparse.Action):
         raise SystemExit(EXIT_OK)
 
 
+def _reports_option(parser: argparse.ArgumentParser, reports: Path, what: str) -> None:
+    """--reports, the same on every command that reads or writes run reports."""
+    parser.add_argument("--reports", type=_folder, default=reports, metavar="DIR",
+                        help=f"{what} (default: ./reports)")
+
+
 def _parser() -> argparse.ArgumentParser:
     reports = Path.cwd() / "reports"  # the working directory's, wherever repro is installed
     p = _Parser(prog="repro", description="Postmortems as reproductions.")
@@ -154,8 +160,7 @@ def _parser() -> argparse.ArgumentParser:
                           "qemu or ec2 (default: each incident's own)")
     run.add_argument("--profile", choices=("ci", "full"), default="ci",
                      help="ci: scaled to a 2-core runner (default); full: the postmortems' scale")
-    run.add_argument("--reports", type=_folder, default=reports, metavar="DIR",
-                     help="where run reports go (default: ./reports)")
+    _reports_option(run, reports, "where run reports go")
     run.add_argument("--run-id", type=_run_id, metavar="RUNID",
                      help="the logical run (shared by its shards); report: <reports>/RUNID")
     run.add_argument("--shard", type=_shard, metavar="I/N",
@@ -168,8 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="combine the shard reports of one run into one")
     merge.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR")
     merge.add_argument("--out", type=_folder, help="default: <reports>/RUNID")
-    merge.add_argument("--reports", type=_folder, default=reports, metavar="DIR",
-                       help="where run reports are (default: ./reports)")
+    _reports_option(merge, reports, "where run reports are")
     sub.add_parser("doctor", help="check every prerequisite and say how to fix it")
     clean = sub.add_parser("cleanup", help="remove every object the harness left on this machine")
     clean.add_argument("--all", action="store_true", dest="include_live",
@@ -178,8 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run", nargs="?", default="latest", metavar="RUN",
                      help="a run id under --reports, or a run's folder (default: latest)")
     rep.add_argument("--html", action="store_true", help="(re)write the run's index.html")
-    rep.add_argument("--reports", type=_folder, default=reports, metavar="DIR",
-                     help="where run reports are (default: ./reports)")
+    _reports_option(rep, reports, "where run reports are")
     gate = sub.add_parser("gate", help="block a candidate image that brings an incident back")
     gate.add_argument("--baseline", required=True, metavar="IMAGE",
                       help="the image in use: docker:NAME, qemu:DIR or ec2:ami-...")
@@ -191,8 +194,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="default: fixtures/default.toml (fixed)")
     gate.add_argument("--profile", choices=("ci", "full"), default="ci",
                       help="ci (default) or full, as for repro run")
-    gate.add_argument("--reports", type=_folder, default=reports, metavar="DIR",
-                      help="where the gate's report goes (default: ./reports)")
+    _reports_option(gate, reports, "where the gate's report goes")
     gate.add_argument("--junit", type=_file_to_write, help="also copy the gate's junit.xml here")
     gate.add_argument("--timeout-min", type=_minutes, default=60.0,
                       help="per side (default 60)")
